@@ -1,0 +1,69 @@
+# Two commands for a fresh machine:  `make up`  and  `make test`.
+# Everything else here is a step they use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+DEVCLUSTER := $(PY) -m devcluster.cli
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# pytest exits 5 when a selection holds no test; a suite that is empty so far is not a failure.
+PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
+
+.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status \
+        test-unit test-cluster lint bench-cluster clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+up: setup cluster-up ## set everything up and start the platform on the local cluster
+
+test: setup ## set up whatever is missing and run the whole test suite
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-cluster
+
+setup: venv system-deps binaries ## install Python deps, Debian packages and the cluster binaries
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+system-deps: ## Debian packages the tests use (only what is missing)
+	@bash hack/system-deps.sh
+
+binaries: venv ## build etcd, Kubernetes, kubectl and KWOK from the Go module proxy (cached)
+	$(DEVCLUSTER) build
+
+cluster-up: binaries ## start the local control plane (idempotent); prints the kubeconfig path
+	$(DEVCLUSTER) up
+
+cluster-down: ## stop the local control plane; leaves no process behind
+	@test -x $(PY) && $(DEVCLUSTER) down || true
+
+cluster-status:
+	@$(DEVCLUSTER) status
+
+test-unit: venv ## tests that need no cluster
+	@$(call PYTEST,-m "not cluster")
+
+test-cluster: setup ## tests against the local control plane (started or reused)
+	@$(call PYTEST,-m cluster)
+
+lint: venv ## ruff, mypy, yamllint, ansible-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint
+
+bench-cluster: setup ## cluster benchmark, JSON under bench/results/
+	$(PY) -m bench.cluster
+
+clean: cluster-down ## remove local state (keeps the binary cache)
+	rm -rf .local

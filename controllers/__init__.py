@@ -1,0 +1,1 @@
+"""ks-controller-manager: controllers for users, workspaces, namespaces and DevOps projects."""

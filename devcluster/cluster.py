@@ -1,0 +1,280 @@
+"""The local control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and a KWOK controller with fake nodes, all as local processes.
+
+``up()`` is idempotent: a healthy running cluster is reused as it is; anything
+half-started is stopped and started again.  ``down()`` stops every process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from devcluster import kube
+from devcluster.build import ensure_binaries, kwok_stage_dir
+from devcluster.pki import ensure_pki
+from devcluster.processes import (
+    ClusterError,
+    Component,
+    free_port,
+    http_ok,
+    pid_alive,
+    port_is_free,
+    start,
+    stop,
+)
+from devcluster.settings import Versions, load_versions, state_dir
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.244.0.0/16"
+PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler")
+KWOK_STAGES = (
+    "node/fast/node-initialize",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease",
+    "pod/fast/pod-ready",
+    "pod/fast/pod-complete",
+    "pod/fast/pod-delete",
+    "volume/fast/pvc-provision",
+    "volume/fast/pvc-delete",
+    "volume/fast/pv-bind",
+    "volume/fast/pv-delete",
+)
+
+
+@dataclass
+class State:
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> State:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return cls()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kubeconfig: Path
+    server: str
+    state_dir: Path
+    reused: bool
+
+
+class LocalCluster:
+    def __init__(self, state: Path | None = None, versions: Versions | None = None) -> None:
+        self.dir = (state or state_dir()).resolve()
+        self.versions = versions or load_versions()
+        self.pki = self.dir / "pki"
+        self.logs = self.dir / "logs"
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.state_file = self.dir / "state.json"
+
+    # -- probes -----------------------------------------------------------------
+    def _client_tls(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def _apiserver_ready(self, port: int) -> bool:
+        return http_ok(f"https://127.0.0.1:{port}/readyz", context=self._client_tls())
+
+    def running(self) -> State | None:
+        """The state of a healthy running cluster of the pinned versions, else None."""
+        st = State.load(self.state_file)
+        if not st.pids or st.versions != asdict(self.versions):
+            return None
+        if not all(pid_alive(pid) for pid in st.pids.values()):
+            return None
+        if not self.kubeconfig.exists() or not self._apiserver_ready(st.ports["apiserver"]):
+            return None
+        return st
+
+    # -- lifecycle --------------------------------------------------------------
+    def up(self, *, nodes: int = 3, log: bool = True) -> ClusterInfo:
+        say = print if log else (lambda *_a, **_k: None)
+        binaries = ensure_binaries(self.versions)
+        st = self.running()
+        if st is not None:
+            server = f"https://127.0.0.1:{st.ports['apiserver']}"
+            kube.ensure_cluster_objects(self.kubeconfig, nodes=nodes)
+            say(f"[cluster] already running at {server}")
+            return ClusterInfo(self.kubeconfig, server, self.dir, reused=True)
+
+        old = State.load(self.state_file)
+        if old.pids:
+            say("[cluster] stopping a half-running cluster first")
+        stop(old.pids, self.dir)
+        # Keep the last ports when they are still free, so kubeconfigs stay valid.
+        ports = {
+            n: old.ports[n] if n in old.ports and port_is_free(old.ports[n]) else free_port()
+            for n in PORT_NAMES
+        }
+        # etcd data from a previous run is stale once its processes are gone.
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ensure_pki(self.pki, SERVICE_IP)
+        server = f"https://127.0.0.1:{ports['apiserver']}"
+        kube.write_kubeconfig(self.kubeconfig, server=server, pki=self.pki)
+        self._write_kwok_config()
+
+        st = State(ports=ports, versions=asdict(self.versions))
+        started = time.monotonic()
+        try:
+            for comp in self._components(binaries, ports):
+                say(f"[cluster] starting {comp.name}" + (f" on port {comp.port}" if comp.port else ""))
+                st.pids[comp.name] = start(comp, self.logs)
+                st.save(self.state_file)
+            kube.ensure_cluster_objects(self.kubeconfig, nodes=nodes)
+            kube.wait_nodes_ready(self.kubeconfig, nodes=nodes, timeout=90)
+        except ClusterError:
+            stop(st.pids, self.dir)
+            raise
+        except Exception as exc:
+            dead = [n for n, pid in st.pids.items() if not pid_alive(pid)]
+            stop(st.pids, self.dir)
+            culprit = (
+                "; ".join(f"{n} exited, log: {self.logs / (n + '.log')}" for n in dead)
+                or f"logs: {self.logs}"
+            )
+            raise ClusterError(f"cluster setup failed: {exc}; {culprit}") from exc
+        say(f"[cluster] ready in {time.monotonic() - started:.1f}s at {server}")
+        return ClusterInfo(self.kubeconfig, server, self.dir, reused=False)
+
+    def down(self) -> list[str]:
+        st = State.load(self.state_file)
+        stopped = stop(st.pids, self.dir)
+        st.pids = {}
+        if self.dir.exists():
+            st.save(self.state_file)
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
+        return stopped
+
+    # -- component definitions ----------------------------------------------------
+    def _write_kwok_config(self) -> None:
+        stage_root = kwok_stage_dir(self.versions)
+        docs = ["kind: KwokConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions: {}\n"]
+        for stage in KWOK_STAGES:
+            docs.append((stage_root / f"{stage}.yaml").read_text())
+        (self.dir / "kwok.yaml").write_text("---\n".join(docs))
+
+    def _components(self, b: dict[str, Path], p: dict[str, int]) -> list[Component]:
+        d, pki = self.dir, self.pki
+        etcd_url = f"http://127.0.0.1:{p['etcd']}"
+        peer_url = f"http://127.0.0.1:{p['etcd_peer']}"
+        always_allow = "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"
+        return [
+            Component(
+                "etcd",
+                [
+                    str(b["etcd"]),
+                    "--name=local",
+                    f"--data-dir={d / 'etcd'}",
+                    f"--listen-client-urls={etcd_url}",
+                    f"--advertise-client-urls={etcd_url}",
+                    f"--listen-peer-urls={peer_url}",
+                    f"--initial-advertise-peer-urls={peer_url}",
+                    f"--initial-cluster=local={peer_url}",
+                    "--listen-metrics-urls=",
+                    "--auto-compaction-retention=1",
+                    "--quota-backend-bytes=8589934592",
+                    "--unsafe-no-fsync=true",
+                    "--log-level=warn",
+                ],
+                p["etcd"],
+                lambda: http_ok(f"{etcd_url}/health", expect='"health":"true"'),
+            ),
+            Component(
+                "kube-apiserver",
+                [
+                    str(b["kube-apiserver"]),
+                    f"--etcd-servers={etcd_url}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={p['apiserver']}",
+                    f"--cert-dir={pki}",
+                    f"--tls-cert-file={pki / 'apiserver.crt'}",
+                    f"--tls-private-key-file={pki / 'apiserver.key'}",
+                    f"--client-ca-file={pki / 'ca.crt'}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={pki / 'sa.pub'}",
+                    f"--service-account-signing-key-file={pki / 'sa.key'}",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--authorization-mode=Node,RBAC",
+                    "--allow-privileged=true",
+                    "--endpoint-reconciler-type=none",
+                ],
+                p["apiserver"],
+                lambda: self._apiserver_ready(p["apiserver"]),
+                timeout=120,
+            ),
+            Component(
+                "kube-controller-manager",
+                [
+                    str(b["kube-controller-manager"]),
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--authentication-kubeconfig={self.kubeconfig}",
+                    f"--authorization-kubeconfig={self.kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p['controller_manager']}",
+                    always_allow,
+                    f"--root-ca-file={pki / 'ca.crt'}",
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                    f"--cluster-signing-key-file={pki / 'ca.key'}",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    "--controllers=*",
+                    "--leader-elect=false",
+                ],
+                p["controller_manager"],
+                lambda: http_ok(f"https://127.0.0.1:{p['controller_manager']}/healthz", context=_insecure()),
+            ),
+            Component(
+                "kube-scheduler",
+                [
+                    str(b["kube-scheduler"]),
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--authentication-kubeconfig={self.kubeconfig}",
+                    f"--authorization-kubeconfig={self.kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p['scheduler']}",
+                    always_allow,
+                    "--leader-elect=false",
+                ],
+                p["scheduler"],
+                lambda: http_ok(f"https://127.0.0.1:{p['scheduler']}/healthz", context=_insecure()),
+            ),
+            Component(
+                "kwok",
+                [
+                    str(b["kwok"]),
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--config={d / 'kwok.yaml'}",
+                    "--manage-all-nodes=false",
+                    f"--manage-nodes-with-annotation-selector={kube.KWOK_ANNOTATION}=fake",
+                    f"--cidr={POD_CIDR}",
+                    "--node-ip=10.0.0.1",
+                    "--node-lease-duration-seconds=40",
+                ],
+                None,
+                lambda: True,
+                timeout=3,
+            ),
+        ]
+
+
+def _insecure() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx

@@ -1,0 +1,54 @@
+"""Where the local control plane keeps its binaries and state, and which versions it runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+VERSIONS_FILE = Path(__file__).with_name("versions.env")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Versions:
+    kubernetes: str
+    etcd: str
+    kwok: str
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_versions(path: Path = VERSIONS_FILE) -> Versions:
+    values = _read_env_file(path)
+    return Versions(
+        kubernetes=values["KUBERNETES_VERSION"],
+        etcd=values["ETCD_VERSION"],
+        kwok=values["KWOK_VERSION"],
+    )
+
+
+def cache_dir() -> Path:
+    """Build cache shared by every checkout on this machine (outside the repo)."""
+    env = os.environ.get("KS_DEV_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ks-devcluster"
+
+
+def state_dir() -> Path:
+    """Per-checkout cluster state: PKI, etcd data, logs, kubeconfig (git-ignored)."""
+    env = os.environ.get("KS_DEV_STATE")
+    if env:
+        return Path(env)
+    return REPO_ROOT / ".local" / "cluster"

@@ -1,0 +1,1 @@
+"""ks-installer: the operator that watches the ClusterConfiguration and runs the roles."""

@@ -1,0 +1,63 @@
+"""Shared fixtures: the local control plane, API clients and throwaway namespaces.
+
+Tests that need the cluster are marked ``cluster``; the session fixture starts
+the local control plane or reuses a running one.  A cluster this session
+started is stopped at the end unless ``KS_KEEP_CLUSTER=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from devcluster import kube
+from devcluster.build import ensure_binaries
+from devcluster.cluster import LocalCluster
+
+
+@dataclass(frozen=True)
+class Cluster:
+    api: client.ApiClient
+    kubeconfig: Path
+    kubectl: Path
+    server: str
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    local = LocalCluster()
+    info = local.up()
+    api = kube.api_client(info.kubeconfig)
+    try:
+        yield Cluster(
+            api=api,
+            kubeconfig=info.kubeconfig,
+            kubectl=ensure_binaries()["kubectl"],
+            server=info.server,
+        )
+    finally:
+        api.close()
+        if not info.reused and os.environ.get("KS_KEEP_CLUSTER") != "1":
+            local.down()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards."""
+    core = client.CoreV1Api(cluster.api)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"ks-test": "true"}}})
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
