@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from devcluster import kube
 from devcluster.build import ensure_binaries, kwok_stage_dir
 from devcluster.pki import ensure_pki
@@ -139,10 +141,14 @@ class LocalCluster:
             kube.wait_nodes_ready(self.kubeconfig, nodes=nodes, timeout=90)
         except ClusterError:
             stop(st.pids, self.dir)
+            st.pids = {}
+            st.save(self.state_file)
             raise
         except Exception as exc:
             dead = [n for n, pid in st.pids.items() if not pid_alive(pid)]
             stop(st.pids, self.dir)
+            st.pids = {}
+            st.save(self.state_file)
             culprit = (
                 "; ".join(f"{n} exited, log: {self.logs / (n + '.log')}" for n in dead)
                 or f"logs: {self.logs}"
@@ -163,7 +169,21 @@ class LocalCluster:
     # -- component definitions ----------------------------------------------------
     def _write_kwok_config(self) -> None:
         stage_root = kwok_stage_dir(self.versions)
-        docs = ["kind: KwokConfiguration\napiVersion: config.kwok.x-k8s.io/v1alpha1\noptions: {}\n"]
+        # The standalone controller does not default these (kwokctl writes them itself).
+        options = {
+            "nodeLeaseParallelism": 4,
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+        }
+        config = {
+            "kind": "KwokConfiguration",
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "options": options,
+        }
+        docs = [yaml.safe_dump(config)]
         for stage in KWOK_STAGES:
             docs.append((stage_root / f"{stage}.yaml").read_text())
         (self.dir / "kwok.yaml").write_text("---\n".join(docs))

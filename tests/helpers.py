@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -19,3 +21,15 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 60, what: str, i
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def kubectl(
+    kubectl_bin: Path, kubeconfig: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the kubectl built with the cluster; on failure the assertion shows its stderr."""
+    result = subprocess.run(
+        [str(kubectl_bin), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result

@@ -5,7 +5,6 @@ namespace controller delete what they should."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import uuid
 from typing import Any
@@ -16,7 +15,7 @@ from kubernetes import client, watch
 from devcluster import kube
 from devcluster.cluster import LocalCluster
 from tests.conftest import Cluster
-from tests.helpers import wait_for
+from tests.helpers import kubectl, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -233,20 +232,18 @@ def test_crd_patched_with_kubectl_is_seen_by_a_watch(cluster: Cluster, namespace
         watcher.start()
         started.wait(10)
         patch = [{"op": "replace", "path": "/spec/enabled", "value": True}]
-        subprocess.run(
-            [
-                str(cluster.kubectl),
-                f"--kubeconfig={cluster.kubeconfig}",
-                "patch",
-                f"-n{namespace}",
-                "wg",
-                "w1",
-                "--type=json",
-                f"-p={json.dumps(patch)}",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+        # The full resource name: a short name may still map to an older test's group in
+        # kubectl's discovery cache.
+        resource = f"widgets.{group}"
+        kubectl(
+            cluster.kubectl,
+            cluster.kubeconfig,
+            "patch",
+            f"-n{namespace}",
+            resource,
+            "w1",
+            "--type=json",
+            f"-p={json.dumps(patch)}",
         )
         watcher.join(30)
         assert seen, "the watch saw no MODIFIED event"
@@ -254,19 +251,16 @@ def test_crd_patched_with_kubectl_is_seen_by_a_watch(cluster: Cluster, namespace
 
         # A wrong type is rejected by the API server, naming the field.
         bad = [{"op": "replace", "path": "/spec/enabled", "value": "yes"}]
-        result = subprocess.run(
-            [
-                str(cluster.kubectl),
-                f"--kubeconfig={cluster.kubeconfig}",
-                "patch",
-                f"-n{namespace}",
-                "wg",
-                "w1",
-                "--type=json",
-                f"-p={json.dumps(bad)}",
-            ],
-            capture_output=True,
-            text=True,
+        result = kubectl(
+            cluster.kubectl,
+            cluster.kubeconfig,
+            "patch",
+            f"-n{namespace}",
+            resource,
+            "w1",
+            "--type=json",
+            f"-p={json.dumps(bad)}",
+            check=False,
         )
         assert result.returncode != 0
         assert "spec.enabled" in result.stderr
