@@ -122,8 +122,10 @@ class Runner:
         kubeconfig: Path | None = None,
         keep_artifacts: bool = False,
         verbosity: int = 0,
+        roles_paths: list[Path] | None = None,
     ) -> None:
         self.project_dir = project_dir
+        self.roles_paths = roles_paths or [project_dir / "roles"]
         self.playbook = playbook
         self.work_dir = work_dir
         self.kubeconfig = kubeconfig
@@ -133,12 +135,14 @@ class Runner:
     def _envvars(self) -> dict[str, str]:
         env = {
             "ANSIBLE_CONFIG": str(self.project_dir / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(self.project_dir / "roles"),
+            "ANSIBLE_ROLES_PATH": ":".join(str(p) for p in self.roles_paths),
             "ANSIBLE_COLLECTIONS_PATH": str(self.project_dir / "collections"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_LOCAL_TEMP": "",  # set per run below
             "PYTHONUNBUFFERED": "1",
+            # ansible-playbook lives beside this interpreter (a virtualenv need not be activated).
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         if self.kubeconfig:
             env["K8S_AUTH_KUBECONFIG"] = str(self.kubeconfig)
