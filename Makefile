@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # pytest exits 5 when a selection holds no test; a suite that is empty so far is not a failure.
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
-.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status \
+.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer \
         test-unit test-cluster lint bench-cluster clean
 
 help: ## list targets
@@ -67,3 +67,6 @@ bench-cluster: setup ## cluster benchmark, JSON under bench/results/
 
 clean: cluster-down ## remove local state (keeps the binary cache)
 	rm -rf .local
+
+bench-installer: setup ## operator benchmark (no-op reconcile, toggle latency, peak RSS)
+	$(PY) -m bench.installer

@@ -1,7 +1,7 @@
 """``ks-installer``: run the operator, or show what it reports.
 
-    ks-installer run      watch the ClusterConfiguration and bring the cluster to its spec
-    ks-installer status   a table of components with state, age and last message
+ks-installer run      watch the ClusterConfiguration and bring the cluster to its spec
+ks-installer status   a table of components with state, age and last message
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def format_status(cc: dict[str, Any]) -> str:
     rows = [("COMPONENT", "STATE", "AGE", "TASKS", "MESSAGE")]
     for name, comp in components.items():
         tasks = comp.get("tasks") or {}
-        counter = f"{tasks.get('done', 0)}/{tasks['total']}" if "total" in tasks else str(tasks.get("done", "-"))
+        counter = (
+            f"{tasks.get('done', 0)}/{tasks['total']}" if "total" in tasks else str(tasks.get("done", "-"))
+        )
         rows.append(
             (
                 name,
@@ -51,7 +53,9 @@ def format_status(cc: dict[str, Any]) -> str:
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     gen = (cc.get("metadata") or {}).get("generation")
     lines.append("")
-    lines.append(f"generation {gen}, observed {status.get('observedGeneration', '-')}; {status.get('summary', '')}")
+    lines.append(
+        f"generation {gen}, observed {status.get('observedGeneration', '-')}; {status.get('summary', '')}"
+    )
     for cond in status.get("conditions") or []:
         msg = f": {cond['message']}" if cond.get("message") else ""
         lines.append(f"{cond['type']}={cond['status']} ({cond.get('reason', '')}){msg}")
@@ -59,7 +63,9 @@ def format_status(cc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ks-installer", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="ks-installer", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--config", type=Path, help="settings file (YAML)")
     parser.add_argument("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, then in-cluster)")
     parser.add_argument("-n", "--namespace", help="namespace of the ClusterConfiguration")
@@ -76,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
 
-    overrides: dict[str, Any] = {"kubeconfig": args.kubeconfig, "namespace": args.namespace, "name": args.name}
+    overrides: dict[str, Any] = {
+        "kubeconfig": args.kubeconfig,
+        "namespace": args.namespace,
+        "name": args.name,
+    }
     if args.command == "run":
         overrides.update(
             max_parallel=args.max_parallel,

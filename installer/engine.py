@@ -28,7 +28,7 @@ from installer.errors import ConfigurationError, TemporaryError
 from installer.kube import Kube
 from installer.metrics import Health, Metrics
 from installer.planner import Action, Observed, Plan, State, Step, make_plan, runnable
-from installer.runs import CANCELED, Progress, RunRequest, RunResult, Runner, estimate_tasks
+from installer.runs import CANCELED, Progress, Runner, RunRequest, RunResult, estimate_tasks
 from installer.settings import Settings
 from installer.status import (
     ComponentRecord,
@@ -56,7 +56,7 @@ class InFlight:
 
 def backoff(attempt: int, *, base: float, cap: float) -> float:
     """Capped exponential backoff with equal jitter: in [d/2, d], d = min(cap, base * 2**(n-1))."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = float(min(cap, base * 2 ** max(0, attempt - 1)))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -89,6 +89,7 @@ class Engine:
         self.expected_tasks: dict[tuple[str, str], int] = {}
         self.written: dict[str, Any] = {}
         self.ready_announced = False
+        self.idle_logged: int | None = None
         self._wake = threading.Event()
         self._results: queue.Queue[tuple[str, InFlight, RunResult]] = queue.Queue()
         self._progress: queue.Queue[tuple[str, Progress]] = queue.Queue()
@@ -120,7 +121,11 @@ class Engine:
         with self._cc_lock:
             if kind == "DELETED" or not obj:
                 if self.cc is not None:
-                    log.info("ClusterConfiguration %s/%s is gone; waiting for it", self.kube.namespace, self.kube.name)
+                    log.info(
+                        "ClusterConfiguration %s/%s is gone; waiting for it",
+                        self.kube.namespace,
+                        self.kube.name,
+                    )
                 self.cc = None
             else:
                 old_gen = (self.cc or {}).get("metadata", {}).get("generation")
@@ -233,6 +238,16 @@ class Engine:
             return
         self._start_runnable(cc, plan, generation)
         self._update_records(plan)
+        idle = not plan.steps and not self.in_flight
+        if idle and self.idle_logged != generation:
+            self.idle_logged = generation
+            log.info(
+                "[plan] nothing to do: %d components up to date (generation %s)",
+                len(plan.desired),
+                generation,
+            )
+        elif not idle:
+            self.idle_logged = None
         self.metrics.queue_depth.set(len([s for s in plan.steps if s not in self.in_flight]))
         self.metrics.in_flight.set(len(self.in_flight))
         self.write_status(generation=generation, plan=plan)
@@ -240,7 +255,9 @@ class Engine:
     def _mark_unsupported(self, plan: Plan) -> None:
         for name in plan.unsupported:
             rec = self.records.setdefault(name, ComponentRecord())
-            if rec.transition(State.UNSUPPORTED, "enabled in spec, but this installer does not install it yet"):
+            if rec.transition(
+                State.UNSUPPORTED, "enabled in spec, but this installer does not install it yet"
+            ):
                 log.warning("[%s] enabled in spec but not supported by this installer", name)
                 self._event("Warning", "ComponentUnsupported", f"{name} is enabled but not supported yet")
         for name in [n for n, r in self.records.items() if r.state == State.UNSUPPORTED]:
@@ -249,9 +266,8 @@ class Engine:
 
     def _cancel_stale(self, plan: Plan) -> None:
         for name, flight in self.in_flight.items():
-            stale = (
-                (flight.step.action == Action.INSTALL and name not in plan.desired)
-                or (flight.step.action == Action.UNINSTALL and name in plan.desired)
+            stale = (flight.step.action == Action.INSTALL and name not in plan.desired) or (
+                flight.step.action == Action.UNINSTALL and name in plan.desired
             )
             if stale and not flight.cancel.is_set():
                 log.info("[%s] cancelling %s: the spec changed", name, flight.step.action)
@@ -279,7 +295,12 @@ class Engine:
             rec.reasons = reasons
             if name in self.in_flight:
                 continue
-            if name in plan.steps and rec.state in (State.DISABLED, State.ENABLED, State.INSTALLING, State.DISABLING):
+            if name in plan.steps and rec.state in (
+                State.DISABLED,
+                State.ENABLED,
+                State.INSTALLING,
+                State.DISABLING,
+            ):
                 waiting = [d for d in plan.steps[name].after if d in plan.steps]
                 rec.transition(State.PENDING, f"waiting for {', '.join(sorted(waiting))}" if waiting else "")
             elif name in plan.steps and rec.state == State.PENDING:
@@ -308,7 +329,9 @@ class Engine:
             self.preflight_attempts = 0
             self.retry_at.pop(PREFLIGHT, None)
             return True
-        message = f"task {result.failed_task!r}: {result.message}" if result.failed_task else str(result.message)
+        message = (
+            f"task {result.failed_task!r}: {result.message}" if result.failed_task else str(result.message)
+        )
         self.preflight_attempts += 1
         self.preflight = (generation, False, message)
         self.retry_at[PREFLIGHT] = time.monotonic() + backoff(
@@ -323,12 +346,16 @@ class Engine:
         self, name: str, action: str, role: str, spec: dict[str, Any], *, desired: list[str] | None = None
     ) -> RunRequest:
         component = self.table[name] if name in self.table.names else None
-        timeout = (component.timeout if component and component.timeout else None) or self.settings.run_timeout
+        timeout = (
+            component.timeout if component and component.timeout else None
+        ) or self.settings.run_timeout
         key = (role, action)
         expected = self.expected_tasks.get(key)
         if expected is None:
             role_dir = self.role_dir(role)
-            expected = estimate_tasks(role_dir, f"{action}.yml") if role_dir else None
+            estimate = estimate_tasks(role_dir, f"{action}.yml") if role_dir else None
+            # +1 for the playbook's own task that includes the role.
+            expected = estimate + 1 if estimate is not None else None
         variables = {
             "ks_component": name,
             "ks_action": action,
@@ -339,10 +366,17 @@ class Engine:
             "ks_desired_components": list(desired or []),
         }
         return RunRequest(
-            component=name, action=action, role=role, variables=variables, timeout=timeout, expected_tasks=expected
+            component=name,
+            action=action,
+            role=role,
+            variables=variables,
+            timeout=timeout,
+            expected_tasks=expected,
         )
 
-    def _start(self, cc: dict[str, Any], plan: Plan, step: Step, generation: int | None, *, drift: bool) -> None:
+    def _start(
+        self, cc: dict[str, Any], plan: Plan, step: Step, generation: int | None, *, drift: bool
+    ) -> None:
         name = step.component
         component = self.table[name]
         assert component.role
@@ -372,7 +406,9 @@ class Engine:
                 result = self.runner.run(request, cancel=flight.cancel, on_progress=progress)
             except Exception as exc:  # the runner reports its own errors; this is a last resort
                 log.exception("[%s] run crashed", name)
-                result = RunResult(status="error", rc=None, progress=Progress(), duration=0.0, message=str(exc))
+                result = RunResult(
+                    status="error", rc=None, progress=Progress(), duration=0.0, message=str(exc)
+                )
             self._results.put((name, flight, result))
             self._wake.set()
 
@@ -384,7 +420,9 @@ class Engine:
         if not flight or not rec:
             return
         total = prog.as_status().get("total")
-        log.info("[%s] %d/%s tasks: %s", name, prog.started, total if total is not None else "?", prog.current_task)
+        log.info(
+            "[%s] %d/%s tasks: %s", name, prog.started, total if total is not None else "?", prog.current_task
+        )
         rec.tasks = prog.as_status()
         now = time.monotonic()
         if not flight.drift and now - flight.last_progress_write >= self.settings.progress_interval:
@@ -406,7 +444,9 @@ class Engine:
         rec.last_run_seconds = round(result.duration, 1)
         if result.ok:
             self.expected_tasks[(self.table[name].role or "", action)] = result.progress.started
-        summary = f"{result.progress.started} tasks, {result.progress.changed} changed, {result.duration:.1f}s"
+        summary = (
+            f"{result.progress.started} tasks, {result.progress.changed} changed, {result.duration:.1f}s"
+        )
         if result.ok and step.action == Action.INSTALL:
             self.drift_due.discard(name)
             rec.digest = step.digest
@@ -431,7 +471,9 @@ class Engine:
             log.info("[%s] disabled and removed (%s)", name, summary)
             self._event("Normal", "ComponentDisabled", f"{name} disabled: {summary}")
         elif outcome == CANCELED:
-            rec.transition(State.PENDING if step.action == Action.INSTALL else State.FAILED, "canceled: the spec changed")
+            rec.transition(
+                State.PENDING if step.action == Action.INSTALL else State.FAILED, "canceled: the spec changed"
+            )
             log.info("[%s] %s canceled", name, action)
         else:
             rec.attempts += 1
@@ -441,7 +483,9 @@ class Engine:
             rec.transition(State.FAILED, message)
             delay = backoff(rec.attempts, base=self.settings.backoff_base, cap=self.settings.backoff_cap)
             self.retry_at[name] = time.monotonic() + delay
-            log.error("[%s] %s failed (attempt %d, retry in %.0fs): %s", name, action, rec.attempts, delay, message)
+            log.error(
+                "[%s] %s failed (attempt %d, retry in %.0fs): %s", name, action, rec.attempts, delay, message
+            )
             self._event("Warning", "ComponentFailed", f"{name}: {message}")
         self.metrics.failed_components.set(sum(1 for r in self.records.values() if r.state == State.FAILED))
 
@@ -461,7 +505,11 @@ class Engine:
             assert self.preflight is not None
             degraded = (True, "PreflightFailed", self.preflight[2])
         elif failed:
-            degraded = (True, "ComponentFailed", "; ".join(f"{n}: {r.message}" for n, r in sorted(failed.items())))
+            degraded = (
+                True,
+                "ComponentFailed",
+                "; ".join(f"{n}: {r.message}" for n, r in sorted(failed.items())),
+            )
         else:
             degraded = (False, "AsExpected", "")
         if busy:
@@ -503,17 +551,21 @@ class Engine:
             degraded=degraded,
             previous_conditions=list(self.written.get("conditions") or []),
         )
+        was_ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in self.written.get("conditions") or []
+        )
         patch = merge_patch(self.written, doc)
         if patch:
             self.kube.patch_status(patch)
             self.written = doc
         if ready[0] and not self.ready_announced:
             self.ready_announced = True
-            self._welcome(cc)
+            self._welcome(cc, transition=not was_ready)
         elif not ready[0] and (plan.steps or self.in_flight):
             self.ready_announced = False
 
-    def _welcome(self, cc: dict[str, Any]) -> None:
+    def _welcome(self, cc: dict[str, Any], *, transition: bool) -> None:
         spec = cc.get("spec") or {}
         console = ((spec.get("common") or {}).get("core") or {}).get("console") or {}
         port = int(console.get("port") or 30880)
@@ -538,4 +590,5 @@ class Engine:
             ]
         )
         log.info("all enabled components are ready\n%s", banner)
-        self._event("Normal", "Ready", f"all enabled components are ready: {enabled}")
+        if transition:  # a restart that finds everything ready posts nothing
+            self._event("Normal", "Ready", f"all enabled components are ready: {enabled}")

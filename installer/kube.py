@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client, config, watch
@@ -75,8 +75,11 @@ class Kube:
     # -- the ClusterConfiguration ----------------------------------------------------
     def get_cc(self) -> Obj | None:
         try:
-            obj: Obj = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
+            obj = cast(
+                Obj,
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
+                ),
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -101,7 +104,7 @@ class Kube:
                 rv = (obj or {}).get("metadata", {}).get("resourceVersion")
                 if rv is None:
                     # No object yet: list to learn a resourceVersion to watch from.
-                    listing = self.custom.list_namespaced_custom_object(
+                    listing: Obj = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
                         GROUP, VERSION, self.namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
                     )
                     rv = listing["metadata"]["resourceVersion"]
@@ -185,7 +188,11 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
+            self.core.create_namespaced_event(
+                self.namespace,
+                body,  # type: ignore[arg-type]
+                _request_timeout=REQUEST_TIMEOUT,
+            )
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             # Events are best effort: never fail a reconcile because one could not be posted.
             log.warning("could not post event %s: %s", reason, exc)
@@ -199,7 +206,7 @@ class Kube:
         except (ApiException, urllib3.exceptions.HTTPError, OSError):
             nodes = []
         for node in nodes:
-            for addr in (node.status.addresses if node.status and node.status.addresses else []):
+            for addr in node.status.addresses if node.status and node.status.addresses else []:
                 if addr.type == "InternalIP":
                     return f"http://{addr.address}:{port}"
         return f"http://<node-ip>:{port}"

@@ -55,7 +55,9 @@ class LeaderElector:
             return
         if value:
             self.leading.set()
-            log.info("became leader (lease %s/%s, identity %s)", self.kube.namespace, self.name, self.identity)
+            log.info(
+                "became leader (lease %s/%s, identity %s)", self.kube.namespace, self.name, self.identity
+            )
         else:
             self.leading.clear()
             log.warning("lost leadership (lease %s/%s)", self.kube.namespace, self.name)

@@ -27,7 +27,10 @@ class Metrics:
         self.build_info = Gauge("ks_installer_build_info", "Installer version", ["version"], registry=r)
         self.build_info.labels(version).set(1)
         self.runs = Counter(
-            "ks_installer_runs_total", "Component runs by outcome", ["component", "action", "outcome"], registry=r
+            "ks_installer_runs_total",
+            "Component runs by outcome",
+            ["component", "action", "outcome"],
+            registry=r,
         )
         self.run_seconds = Histogram(
             "ks_installer_run_duration_seconds",
@@ -89,7 +92,7 @@ def serve(listen: str, metrics: Metrics, health: Health) -> ThreadingHTTPServer 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             log.debug("http: " + format, *args)
 
     try:

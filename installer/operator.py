@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from installer import __version__
@@ -60,7 +61,9 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
     )
 
     def new_engine() -> Engine:
-        return Engine(settings=settings, kube=kube, table=table, runner=runner, metrics=metrics, health=health)
+        return Engine(
+            settings=settings, kube=kube, table=table, runner=runner, metrics=metrics, health=health
+        )
 
     # Fail fast on a bad table or missing roles, before campaigning for the lease.
     new_engine()._pool.shutdown()
@@ -81,14 +84,14 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
     finally:
         if server:
             server.shutdown()
-        api.close()
+        api.close()  # type: ignore[no-untyped-call]
         log.info("stopped")
 
 
 def _lead_when_elected(
     settings: Settings,
     kube: Kube,
-    new_engine: object,
+    new_engine: Callable[[], Engine],
     metrics: Metrics,
     health: Health,
     stop: threading.Event,
@@ -112,7 +115,12 @@ def _lead_when_elected(
     campaign = threading.Thread(target=elector.run, args=(stop,), name="leader-election", daemon=True)
     campaign.start()
     health.role, health.ready = "standby", True
-    log.info("waiting to be elected (lease %s/%s as %s)", settings.namespace, settings.lease_name, settings.identity)
+    log.info(
+        "waiting to be elected (lease %s/%s as %s)",
+        settings.namespace,
+        settings.lease_name,
+        settings.identity,
+    )
     while not stop.is_set():
         health.beat()
         changed.wait(timeout=5)
@@ -121,7 +129,7 @@ def _lead_when_elected(
         running = bool(term) and term[0].is_alive()
         if leading and not running:
             term_stop.clear()
-            engine = new_engine()  # type: ignore[operator]
+            engine = new_engine()
             term[:] = [threading.Thread(target=engine.run, args=(term_stop,), name="engine", daemon=True)]
             term[0].start()
             health.role = "leader"

@@ -95,7 +95,9 @@ def load_records(table: ComponentTable, status: dict[str, Any]) -> dict[str, Com
     for c in table:
         if c.name in components:
             ks = status.get(c.key)
-            records[c.name] = ComponentRecord.from_status(components[c.name], ks if isinstance(ks, dict) else None)
+            records[c.name] = ComponentRecord.from_status(
+                components[c.name], ks if isinstance(ks, dict) else None
+            )
     return records
 
 
