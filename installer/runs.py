@@ -67,6 +67,8 @@ class RunRequest:
     variables: Mapping[str, Any]
     timeout: float
     expected_tasks: int | None = None
+    #: Run in check mode (``--check --diff``): report what would change, change nothing.
+    check: bool = False
 
 
 @dataclass
@@ -103,6 +105,10 @@ def dump_unsafe(data: Mapping[str, Any]) -> str:
 def _failure_text(event_data: dict[str, Any]) -> str:
     res = event_data.get("res") or {}
     parts = [str(res.get("msg") or "").strip()]
+    # A loop fails with "One or more items failed": the items say why.
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
+            parts.append(str(item["msg"]).strip())
     for key in ("stderr", "reason"):
         if res.get(key):
             parts.append(str(res[key]).strip())
@@ -222,6 +228,7 @@ class Runner:
                     "suppress_ansible_output": True,
                 },
                 rotate_artifacts=1,
+                cmdline="--check --diff" if request.check else None,
             )
             status, rc = str(result.status), result.rc
         except Exception as exc:  # ansible-runner itself broke: report it, never crash

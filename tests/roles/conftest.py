@@ -1,0 +1,90 @@
+"""Run the real roles against the local cluster, the way the operator runs them.
+
+``run_role("redis")`` runs playbooks/install.yml for one component through the
+operator's own runner (ansible-runner, unsafe extra vars) and returns its result;
+``spec`` starts from the sample ClusterConfiguration in deploy/.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from installer.components import load_table
+from installer.planner import desired_components
+from installer.runs import RunRequest, RunResult, Runner
+from tests.conftest import Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "deploy" / "cluster-configuration.yaml"
+RoleRunner = Callable[..., RunResult]
+
+
+def sample_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())["spec"]
+    return copy.deepcopy(spec)
+
+
+@pytest.fixture
+def spec() -> dict[str, Any]:
+    """The sample ClusterConfiguration spec, to adjust per test."""
+    return sample_spec()
+
+
+@pytest.fixture(scope="session")
+def role_runner(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    return Runner(
+        project_dir=REPO,
+        playbook=REPO / "playbooks" / "install.yml",
+        kubeconfig=cluster.kubeconfig,
+        work_dir=tmp_path_factory.mktemp("runs"),
+    )
+
+
+@pytest.fixture
+def run_role(role_runner: Runner) -> RoleRunner:
+    """``run_role(component, action="install", spec=None, check=False)`` → RunResult.
+
+    Fails the test with the failed task and its message when the run fails,
+    unless ``expect_failure=True``.
+    """
+    table = load_table()
+
+    def run(
+        component: str,
+        action: str = "install",
+        *,
+        spec: dict[str, Any] | None = None,
+        check: bool = False,
+        expect_failure: bool = False,
+        timeout: float = 900,
+    ) -> RunResult:
+        spec = spec if spec is not None else sample_spec()
+        role = table.preflight_role if component == "preflight" else table[component].role
+        assert role
+        variables = {
+            "ks_component": component,
+            "ks_action": action,
+            "ks_role": role,
+            "ks_spec": spec,
+            "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
+            "ks_installer_version": "0.1.0",
+            "ks_desired_components": list(desired_components(table, spec)),
+        }
+        result = role_runner.run(
+            RunRequest(
+                component=component, action=action, role=role, variables=variables, timeout=timeout, check=check
+            )
+        )
+        if expect_failure:
+            assert not result.ok, f"{component} {action} was expected to fail"
+        else:
+            assert result.ok, f"{component} {action}: {result.status}: {result.failed_task}: {result.message}"
+        return result
+
+    return run

@@ -1,0 +1,37 @@
+"""preflight: fails before any change, with a message a user can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.roles.conftest import RoleRunner
+
+pytestmark = pytest.mark.cluster
+
+
+def test_sample_spec_passes(run_role: RoleRunner) -> None:
+    result = run_role("preflight", "main")
+    assert result.progress.changed == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"persistence": {"storageClass": "fast-ssd"}}, 'persistence.storageClass is "fast-ssd"'),
+        ({"multicluster": {"clusterRole": "member"}}, "must use the host cluster's jwtSecret"),
+        ({"devops": {"jenkinsMemoryReq": "8Gi", "jenkinsMemoryLim": "4Gi"}}, "jenkinsMemoryReq (8Gi) is larger"),
+        ({"devops": {"jenkinsCpuReq": 2, "jenkinsCpuLim": "1"}}, "jenkinsCpuReq (2) is larger"),
+        ({"common": {"s3": {"endpoint": "http://s3.local:9000"}}}, "common.s3 is partly set"),
+        ({"authentication": {"adminPassword": "short"}}, "adminPassword must be 8 to 64 characters"),
+    ],
+)
+def test_bad_specs_fail_with_an_actionable_message(
+    run_role: RoleRunner, spec: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    for key, value in change.items():
+        spec[key] = {**spec.get(key, {}), **value}
+    result = run_role("preflight", "main", spec=spec, expect_failure=True)
+    assert message in (result.message or ""), result.message
+    assert result.progress.changed == 0
