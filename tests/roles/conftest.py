@@ -17,7 +17,7 @@ import yaml
 
 from installer.components import load_table
 from installer.planner import desired_components
-from installer.runs import RunRequest, RunResult, Runner
+from installer.runs import Runner, RunRequest, RunResult
 from tests.conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,6 @@ def run_role(role_runner: Runner) -> RoleRunner:
     Fails the test with the failed task and its message when the run fails,
     unless ``expect_failure=True``.
     """
-    table = load_table()
 
     def run(
         component: str,
@@ -64,23 +63,8 @@ def run_role(role_runner: Runner) -> RoleRunner:
         expect_failure: bool = False,
         timeout: float = 900,
     ) -> RunResult:
-        spec = spec if spec is not None else sample_spec()
-        role = table.preflight_role if component == "preflight" else table[component].role
-        assert role
-        variables = {
-            "ks_component": component,
-            "ks_action": action,
-            "ks_role": role,
-            "ks_spec": spec,
-            "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
-            "ks_installer_version": "0.1.0",
-            "ks_desired_components": list(desired_components(table, spec)),
-        }
-        result = role_runner.run(
-            RunRequest(
-                component=component, action=action, role=role, variables=variables, timeout=timeout, check=check
-            )
-        )
+        request = role_request(component, action, spec=spec, check=check, timeout=timeout)
+        result = role_runner.run(request)
         if expect_failure:
             assert not result.ok, f"{component} {action} was expected to fail"
         else:
@@ -88,3 +72,30 @@ def run_role(role_runner: Runner) -> RoleRunner:
         return result
 
     return run
+
+
+def role_request(
+    component: str,
+    action: str = "install",
+    *,
+    spec: dict[str, Any] | None = None,
+    check: bool = False,
+    timeout: float = 900,
+) -> RunRequest:
+    """The request the operator would make for ``component`` with ``spec`` (default: the sample)."""
+    table = load_table()
+    spec = spec if spec is not None else sample_spec()
+    role = table.preflight_role if component == "preflight" else table[component].role
+    assert role
+    variables = {
+        "ks_component": component,
+        "ks_action": action,
+        "ks_role": role,
+        "ks_spec": spec,
+        "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
+        "ks_installer_version": "0.1.0",
+        "ks_desired_components": list(desired_components(table, spec)),
+    }
+    return RunRequest(
+        component=component, action=action, role=role, variables=variables, timeout=timeout, check=check
+    )

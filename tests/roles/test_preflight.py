@@ -21,7 +21,10 @@ def test_sample_spec_passes(run_role: RoleRunner) -> None:
     [
         ({"persistence": {"storageClass": "fast-ssd"}}, 'persistence.storageClass is "fast-ssd"'),
         ({"multicluster": {"clusterRole": "member"}}, "must use the host cluster's jwtSecret"),
-        ({"devops": {"jenkinsMemoryReq": "8Gi", "jenkinsMemoryLim": "4Gi"}}, "jenkinsMemoryReq (8Gi) is larger"),
+        (
+            {"devops": {"jenkinsMemoryReq": "8Gi", "jenkinsMemoryLim": "4Gi"}},
+            "jenkinsMemoryReq (8Gi) is larger",
+        ),
         ({"devops": {"jenkinsCpuReq": 2, "jenkinsCpuLim": "1"}}, "jenkinsCpuReq (2) is larger"),
         ({"common": {"s3": {"endpoint": "http://s3.local:9000"}}}, "common.s3 is partly set"),
         ({"authentication": {"adminPassword": "short"}}, "adminPassword must be 8 to 64 characters"),

@@ -1,0 +1,129 @@
+"""ks_core: CRDs, built-in roles, kubesphere-config (merged), kubesphere-secret, workloads."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.conftest import Cluster
+from tests.roles.conftest import RoleRunner, role_request, sample_spec
+
+pytestmark = pytest.mark.cluster
+
+NS = "kubesphere-system"
+
+
+def config(cluster: Cluster) -> dict[str, Any]:
+    cm = client.CoreV1Api(cluster.api).read_namespaced_config_map("kubesphere-config", NS)
+    doc: dict[str, Any] = yaml.safe_load(cm.data["kubesphere.yaml"])
+    return doc
+
+
+def secret(cluster: Cluster) -> dict[str, str]:
+    sec = client.CoreV1Api(cluster.api).read_namespaced_secret("kubesphere-secret", NS)
+    return {k: base64.b64decode(v).decode() for k, v in sec.data.items()}
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, role_runner: Any) -> Iterator[None]:
+    yield
+    # Leave nothing behind for the next module (data included).
+    spec = sample_spec()
+    spec["persistence"]["deleteDataOnDisable"] = True
+    role_runner.run(role_request("core", "uninstall", spec=spec))
+
+
+def test_install_creates_the_platform_core(cluster: Cluster, run_role: RoleRunner, installed: None) -> None:
+    run_role("core")
+    ext = client.ApiextensionsV1Api(cluster.api)
+    names = {c.metadata.name for c in ext.list_custom_resource_definition().items}
+    for crd in (
+        "users.iam.kubesphere.io",
+        "globalroles.iam.kubesphere.io",
+        "workspacetemplates.tenant.kubesphere.io",
+        "devopsprojects.devops.kubesphere.io",
+        "loginrecords.iam.kubesphere.io",
+    ):
+        assert crd in names
+    custom = client.CustomObjectsApi(cluster.api)
+    roles = {
+        r["metadata"]["name"]
+        for r in custom.list_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "globalroles")["items"]
+    }
+    assert {
+        "platform-admin",
+        "platform-regular",
+        "platform-self-provisioner",
+        "anonymous",
+        "authenticated",
+    } <= roles
+    admin = custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", "admin")
+    assert admin["metadata"]["annotations"]["iam.kubesphere.io/globalrole"] == "platform-admin"
+
+    values = secret(cluster)
+    assert len(values["secret"]) >= 32 and len(values["initAdminPassword"]) >= 12
+    raw = (
+        client.CoreV1Api(cluster.api)
+        .read_namespaced_config_map("kubesphere-config", NS)
+        .data["kubesphere.yaml"]
+    )
+    assert values["secret"] not in raw and values["initAdminPassword"] not in raw
+    cfg = config(cluster)
+    assert cfg["authentication"]["multipleLogin"] is True
+    assert cfg["cache"] == {"type": "inmemory"}
+
+    apps = client.AppsV1Api(cluster.api)
+    for name in ("ks-apiserver", "ks-controller-manager", "ks-console"):
+        d = apps.read_namespaced_deployment(name, NS)
+        assert d.status.available_replicas == d.spec.replicas
+    console = client.CoreV1Api(cluster.api).read_namespaced_service("ks-console", NS)
+    assert console.spec.type == "NodePort" and console.spec.ports[0].node_port == 30880
+    apiserver = apps.read_namespaced_deployment("ks-apiserver", NS).spec.template.spec.containers[0]
+    assert apiserver.command[0] == "ks-apiserver"
+    assert apiserver.image == "kubesphere/ks-installer:v0.1.0"
+
+
+def test_second_run_changes_nothing_and_keeps_secrets(
+    cluster: Cluster, run_role: RoleRunner, installed: None
+) -> None:
+    before = secret(cluster)
+    result = run_role("core")
+    assert result.progress.changed == 0
+    assert secret(cluster) == before
+    assert run_role("core", check=True).progress.changed == 0
+
+
+def test_hand_edits_of_kubesphere_config_survive(
+    cluster: Cluster, run_role: RoleRunner, installed: None
+) -> None:
+    core = client.CoreV1Api(cluster.api)
+    cfg = config(cluster)
+    cfg["authentication"]["maximumClockSkew"] = "20s"  # edited by hand
+    cfg["notification"] = {"endpoint": "http://notification-manager-svc:19093"}  # added by hand
+    core.patch_namespaced_config_map(
+        "kubesphere-config", NS, {"data": {"kubesphere.yaml": yaml.safe_dump(cfg)}}
+    )
+
+    spec = sample_spec()
+    spec["common"]["core"]["console"]["enableMultiLogin"] = False  # a spec change at the same time
+    spec["common"]["redis"]["enabled"] = True
+    run_role("core", spec=spec)
+    after = config(cluster)
+    assert after["authentication"]["maximumClockSkew"] == "20s"
+    assert after["notification"] == {"endpoint": "http://notification-manager-svc:19093"}
+    assert after["authentication"]["multipleLogin"] is False
+    assert after["cache"]["type"] == "redis"
+    assert run_role("core", spec=spec).progress.changed == 0
+
+
+def test_jinja_in_the_spec_is_not_evaluated(cluster: Cluster, run_role: RoleRunner, installed: None) -> None:
+    spec = sample_spec()
+    spec["authentication"]["loginHistoryRetentionPeriod"] = "{{ 7 * 6 }}h"
+    run_role("core", spec=spec)
+    assert config(cluster)["authentication"]["loginHistoryRetentionPeriod"] == "{{ 7 * 6 }}h"
+    run_role("core")
