@@ -14,7 +14,7 @@ short_description: Merge the rendered kubesphere.yaml into the kubesphere-config
 description:
   - Writes the platform configuration the installer renders into a key of a ConfigMap
     (by default C(kubesphere-system/kubesphere-config), key C(kubesphere.yaml)).
-  - Unlike a plain apply, keys a user set by hand survive: a three-way merge against the
+  - Unlike a plain apply, keys a user set by hand survive. A three-way merge against the
     configuration last applied by the installer (kept in the annotation
     C(installer.kubesphere.io/last-applied-config)) keeps hand-edited values, drops keys the
     installer no longer renders, and takes every other rendered value.
