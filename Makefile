@@ -12,18 +12,25 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # pytest exits 5 when a selection holds no test; a suite that is empty so far is not a failure.
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
-.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer \
+.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
         test-unit test-cluster lint bench-cluster clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
-up: setup cluster-up ## set everything up and start the platform on the local cluster
+up: setup cluster-up ## set everything up and install the platform on the local cluster through the operator
+	$(PY) -m devcluster.platform up
+
+down: ## stop the operator and the local cluster
+	@test -x $(PY) && $(PY) -m devcluster.platform down || true
+	@$(MAKE) --no-print-directory cluster-down
 
 test: setup ## set up whatever is missing and run the whole test suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory cluster-up
 	$(MAKE) --no-print-directory test-cluster
+	$(MAKE) --no-print-directory test-molecule
 
 setup: venv system-deps binaries ## install Python deps, Debian packages and the cluster binaries
 
@@ -54,6 +61,9 @@ test-unit: venv ## tests that need no cluster
 
 test-cluster: setup ## tests against the local control plane (started or reused)
 	@$(call PYTEST,-m cluster)
+
+test-molecule: cluster-up ## molecule scenarios (delegated driver) against the local cluster
+	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig $(VENV)/bin/molecule test --all
 
 lint: venv ## ruff, mypy, yamllint, ansible-lint
 	$(VENV)/bin/ruff check .

@@ -83,20 +83,6 @@ def _vm(pid: int, key: str) -> float:
     return 0.0
 
 
-def _apply_crd(api: client.ApiClient) -> None:
-    import yaml
-
-    ext = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(CRD.read_text())
-    try:
-        current = ext.read_custom_resource_definition(body["metadata"]["name"])
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        ext.replace_custom_resource_definition(body["metadata"]["name"], body)
-    except client.ApiException:
-        ext.create_custom_resource_definition(body)
-    time.sleep(1)
-
-
 def run() -> dict[str, Any]:
     ensure_binaries()
     info = LocalCluster().up(log=False)
@@ -105,7 +91,7 @@ def run() -> dict[str, Any]:
     api = kube.api_client(info.kubeconfig)
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
-    _apply_crd(api)
+    kube.apply_crd(api, CRD)
     core.create_namespace({"metadata": {"name": ns}})
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -125,3 +125,27 @@ def wait_nodes_ready(kubeconfig: Path, *, nodes: int, timeout: float) -> None:
                     "(is the kwok controller running? see its log)"
                 )
             time.sleep(0.5)
+
+
+def apply_crd(api: client.ApiClient, path: Path, *, timeout: float = 60) -> str:
+    """Create or replace the CRD in ``path`` and wait until it is Established; return its name."""
+    ext = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(path.read_text())
+    name: str = body["metadata"]["name"]
+    try:
+        current = ext.read_custom_resource_definition(name)
+        assert current.metadata is not None
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(name, body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        ext.create_custom_resource_definition(body)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        crd = ext.read_custom_resource_definition(name)
+        conditions = crd.status.conditions if crd.status else None
+        if any(c.type == "Established" and c.status == "True" for c in conditions or []):
+            return name
+        time.sleep(0.25)
+    raise TimeoutError(f"CRD {name} was not established within {timeout:.0f}s")

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
+from devcluster import kube
 from devcluster.processes import free_port
 from tests.conftest import Cluster
 from tests.helpers import kubectl, wait_for
@@ -28,23 +28,7 @@ GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigur
 
 
 def apply_crd(api: client.ApiClient, path: Path = CRD_FILE) -> None:
-    ext = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(path.read_text())
-    name = body["metadata"]["name"]
-    try:
-        current = ext.read_custom_resource_definition(name)
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        ext.replace_custom_resource_definition(name, body)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-        ext.create_custom_resource_definition(body)
-
-    def established() -> bool:
-        crd = ext.read_custom_resource_definition(name)
-        return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
-
-    wait_for(established, what=f"CRD {name} established")
+    name = kube.apply_crd(api, path)
 
     # A replaced schema reaches the API server's handler asynchronously: wait until it rejects
     # a value only the schema forbids (server-side dry run, nothing is stored).

@@ -1,0 +1,165 @@
+"""``make up``'s second half: the operator installing the platform on the local cluster.
+
+The operator runs as a local process against the local cluster's kubeconfig,
+exactly as ``ks-installer run`` does out of cluster (no container runtime is
+needed).  ``up`` applies the CRD, starts the operator unless it is running,
+creates the sample ClusterConfiguration unless one exists (a user's changes
+to it are kept), and waits for the Welcome banner.  ``down`` stops the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from devcluster import kube
+from devcluster.processes import pid_alive, tail
+from devcluster.settings import REPO_ROOT, state_dir
+
+CRD = REPO_ROOT / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
+SAMPLE = REPO_ROOT / "deploy" / "cluster-configuration.yaml"
+GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
+
+
+def _paths() -> tuple[Path, Path, Path]:
+    base = state_dir().parent
+    return base / "cluster" / "kubeconfig", base / "ks-installer.pid", base / "logs" / "ks-installer.log"
+
+
+def _ensure_cc(api: client.ApiClient) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    custom = client.CustomObjectsApi(api)
+    try:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, ns, PLURAL, name
+        )
+        print(f"[platform] ClusterConfiguration {ns}/{name} exists; keeping its spec")
+        return obj
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    print(f"[platform] creating ClusterConfiguration {ns}/{name} from {SAMPLE.relative_to(REPO_ROOT)}")
+    created: dict[str, Any] = custom.create_namespaced_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, ns, PLURAL, body
+    )
+    return created
+
+
+def _running(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _start_operator(kubeconfig: Path, pidfile: Path, log: Path) -> int:
+    pid = _running(pidfile)
+    if pid:
+        print(f"[platform] ks-installer already running (pid {pid})")
+        return pid
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "installer.cli", "--kubeconfig", str(kubeconfig), "run",
+        "--listen", "127.0.0.1:18080",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+            start_new_session=True,
+        )  # fmt: skip
+    pidfile.write_text(str(proc.pid))
+    print(f"[platform] started ks-installer (pid {proc.pid}), log: {log}")
+    return proc.pid
+
+
+def _wait_ready(api: client.ApiClient, log: Path, pid: int, timeout: float) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(api)
+    body = yaml.safe_load(SAMPLE.read_text())
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise RuntimeError(f"ks-installer exited; log: {log}\n{tail(log, 30)}")
+        cc: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, ns, PLURAL, name
+        )
+        status = cc.get("status") or {}
+        conds = {c["type"]: c for c in status.get("conditions") or []}
+        ready = conds.get("Ready", {})
+        summary = f"{status.get('summary', '')} {ready.get('reason', '')}".strip()
+        if summary != last:
+            print(f"[platform] {summary or 'waiting for the operator'}")
+            last = summary
+        if ready.get("status") == "True" and ready.get("observedGeneration") == cc["metadata"]["generation"]:
+            return cc
+        if conds.get("Degraded", {}).get("status") == "True":
+            print(f"[platform] degraded: {conds['Degraded'].get('message', '')[:300]} (the operator retries)")
+        time.sleep(2)
+    raise RuntimeError(f"the platform was not Ready within {timeout:.0f}s; log: {log}")
+
+
+def up(timeout: float) -> int:
+    kubeconfig, pidfile, log = _paths()
+    with kube.api_client(kubeconfig) as api:
+        kube.apply_crd(api, CRD)
+        _ensure_cc(api)
+        pid = _start_operator(kubeconfig, pidfile, log)
+        try:
+            _wait_ready(api, log, pid, timeout)
+        except RuntimeError as exc:
+            print(f"[platform] ERROR: {exc}", file=sys.stderr)
+            return 1
+    text = log.read_text(errors="replace")
+    start = text.rfind("#" * 78 + "\n###              Welcome")
+    if start >= 0:
+        print(text[start:].split("\n" + "#" * 78 + "\n", 2)[0] + "\n" + "#" * 78)
+    print(f"[platform] operator log:  {log}")
+    print(f"[platform] status:        .venv/bin/ks-installer --kubeconfig {kubeconfig} status")
+    bindir = REPO_ROOT / ".local" / "bin"
+    print(f'[platform] kubectl:       export KUBECONFIG={kubeconfig} PATH="{bindir}:$PATH"')
+    return 0
+
+
+def down() -> int:
+    _, pidfile, _ = _paths()
+    pid = _running(pidfile)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        print(f"[platform] stopped ks-installer (pid {pid})")
+    pidfile.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devcluster.platform")
+    parser.add_argument("command", choices=("up", "down"))
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+    return up(args.timeout) if args.command == "up" else down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
