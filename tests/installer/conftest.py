@@ -60,8 +60,16 @@ class Operator:
     """One ``ks-installer run`` process against the local cluster."""
 
     def __init__(
-        self, cluster: Cluster, namespace: str, log: Path, env: dict[str, str], args: list[str]
+        self,
+        cluster: Cluster,
+        namespace: str,
+        log: Path,
+        env: dict[str, str],
+        args: list[str],
+        *,
+        table: Path | None = TEST_TABLE,
     ) -> None:
+        self.table = table
         self.cluster = cluster
         self.namespace = namespace
         self.log_path = log
@@ -73,9 +81,10 @@ class Operator:
     def start(self) -> Operator:
         cmd = [
             sys.executable, "-m", "installer.cli", "--kubeconfig", str(self.cluster.kubeconfig),
-            "-n", self.namespace, "run", "--component-table", str(TEST_TABLE),
-            "--listen", f"127.0.0.1:{self.port}", *self.args,
+            "-n", self.namespace, "run", "--listen", f"127.0.0.1:{self.port}", *self.args,
         ]  # fmt: skip
+        if self.table:  # None: the default table and the project's own roles
+            cmd += ["--component-table", str(self.table)]
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
         return self

@@ -1,0 +1,160 @@
+"""The whole product on the local cluster: the operator with the real roles and table.
+
+What a platform engineer does: apply the sample ClusterConfiguration, wait for Ready,
+toggle devops with the documented kubectl patch, hand-edit kubesphere-config, restart
+the operator. Runs in kubesphere-system, and removes everything at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from devcluster import kube
+from tests.conftest import Cluster
+from tests.helpers import kubectl, wait_for
+from tests.installer.conftest import Operator, component, condition
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "kubesphere-system"
+DEVOPS_NS = "kubesphere-devops-system"
+GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
+CRD = REPO / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
+SAMPLE = REPO / "deploy" / "cluster-configuration.yaml"
+
+
+def patch(cluster: Cluster, path: str, value: Any) -> None:
+    """The documented command: kubectl patch -nkubesphere-system cc ks-installer --type=json -p=..."""
+    ops = json.dumps([{"op": "replace", "path": path, "value": value}])
+    kubectl(cluster.kubectl, cluster.kubeconfig, "patch", "-nkubesphere-system", "cc", "ks-installer",
+            "--type=json", f"-p={ops}")  # fmt: skip
+
+
+def get_cc(cluster: Cluster) -> dict[str, Any]:
+    obj: dict[str, Any] = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, "ks-installer"
+    )
+    return obj
+
+
+def wait_ready(cluster: Cluster, timeout: float = 900) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        cc = get_cc(cluster)
+        cond = condition(cc, "Ready")
+        if cond.get("status") == "True" and cond.get("observedGeneration") == cc["metadata"]["generation"]:
+            return cc
+        return None
+
+    return wait_for(ready, timeout=timeout, what="the platform to be Ready", interval=1)
+
+
+def available(cluster: Cluster, kind: str, name: str, namespace: str) -> bool:
+    apps = client.AppsV1Api(cluster.api)
+    if kind == "Deployment":
+        d = apps.read_namespaced_deployment(name, namespace)
+        return (d.status.available_replicas or 0) == d.spec.replicas
+    s = apps.read_namespaced_stateful_set(name, namespace)
+    return (s.status.ready_replicas or 0) == s.spec.replicas
+
+
+def absent(cluster: Cluster, name: str, namespace: str) -> bool:
+    try:
+        client.AppsV1Api(cluster.api).read_namespaced_deployment(name, namespace)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False
+
+
+@pytest.fixture(scope="module")
+def platform(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    kube.apply_crd(cluster.api, CRD)
+    kubectl(cluster.kubectl, cluster.kubeconfig, "create", "namespace", NS, check=False)
+    kubectl(cluster.kubectl, cluster.kubeconfig, "apply", "-f", str(SAMPLE))
+    env = dict(os.environ, KS_INSTALLER_BACKOFF_BASE="2", KS_INSTALLER_BACKOFF_CAP="20")
+    log = tmp_path_factory.mktemp("platform") / "operator.log"
+    op = Operator(cluster, NS, log, env, [], table=None).start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        sys.stderr.write(f"\n---- operator log (tail) ----\n{op.log()[-4000:]}\n")
+        kubectl(cluster.kubectl, cluster.kubeconfig, "delete", "-n", NS, "cc", "ks-installer", check=False)
+        subprocess.run(
+            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory" / "local"),
+             str(REPO / "playbooks" / "uninstall.yml")],
+            cwd=REPO, env=dict(os.environ, KUBECONFIG=str(cluster.kubeconfig)),
+            capture_output=True, check=False,
+        )  # fmt: skip
+
+
+def test_sample_installs_and_enabled_workloads_are_available(cluster: Cluster, platform: Operator) -> None:
+    cc = wait_ready(cluster)
+    status = cc["status"]
+    assert status["core"]["status"] == "enabled" and status["core"]["version"] == "v0.1.0"
+    assert status["monitoring"]["status"] == "enabled"
+    for name in ("ks-apiserver", "ks-controller-manager", "ks-console"):
+        assert available(cluster, "Deployment", name, NS)
+    assert available(cluster, "StatefulSet", "prometheus-k8s", "kubesphere-monitoring-system")
+    assert "devops" not in status["components"]
+    assert "Welcome to KubeSphere!" in platform.log()
+
+
+def test_documented_patch_enables_devops_and_its_dependencies(cluster: Cluster, platform: Operator) -> None:
+    wait_ready(cluster)
+    patch(cluster, "/spec/devops/enabled", True)
+    cc = wait_ready(cluster, timeout=1200)
+    status = cc["status"]
+    assert status["devops"]["status"] == "enabled"
+    assert status["openldap"]["status"] == "enabled" and status["minio"]["status"] == "enabled"
+    assert status["jenkins"]["status"] == "enabled"
+    assert component(cc, "openldap")["reason"].startswith("needed by")
+    for name in ("devops-apiserver", "devops-controller", "devops-jenkins"):
+        assert available(cluster, "Deployment", name, DEVOPS_NS)
+    assert available(cluster, "StatefulSet", "openldap", NS)
+    assert available(cluster, "Deployment", "minio", NS)
+
+    patch(cluster, "/spec/devops/enabled", False)
+    cc = wait_ready(cluster, timeout=900)
+    for name in ("devops-apiserver", "devops-controller", "devops-jenkins"):
+        assert absent(cluster, name, DEVOPS_NS)
+    assert component(cc, "devops")["state"] == "Disabled"
+    assert "devops" not in cc["status"]
+    assert absent(cluster, "minio", NS)
+
+
+def test_hand_edit_of_kubesphere_config_survives_a_rerun(cluster: Cluster, platform: Operator) -> None:
+    wait_ready(cluster)
+    core = client.CoreV1Api(cluster.api)
+    doc = yaml.safe_load(core.read_namespaced_config_map("kubesphere-config", NS).data["kubesphere.yaml"])
+    doc["authentication"]["maximumClockSkew"] = "30s"
+    core.patch_namespaced_config_map(
+        "kubesphere-config", NS, {"data": {"kubesphere.yaml": yaml.safe_dump(doc)}}
+    )
+    patch(cluster, "/spec/common/core/console/enableMultiLogin", False)  # a spec change that re-runs core
+    wait_ready(cluster)
+    after = yaml.safe_load(core.read_namespaced_config_map("kubesphere-config", NS).data["kubesphere.yaml"])
+    assert after["authentication"]["maximumClockSkew"] == "30s"
+    assert after["authentication"]["multipleLogin"] is False
+
+
+def test_rerun_with_nothing_changed_changes_nothing(cluster: Cluster, platform: Operator) -> None:
+    before = wait_ready(cluster)
+    platform.stop()
+    offset = len(platform.log())
+    platform.start()
+    platform.wait_log("nothing to do", after=offset, timeout=120)
+    time.sleep(3)
+    assert " installing" not in platform.log()[offset:]
+    assert get_cc(cluster)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
