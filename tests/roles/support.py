@@ -1,0 +1,132 @@
+"""What the component role tests share beyond ``run_role``.
+
+``run_once`` runs a role outside a test function (module-scoped clean-up), with extra
+variables, or keeping the run's artifacts so a test can prove a generated secret never
+reached the output; the rest reads objects of the local cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from installer.components import load_table
+from installer.planner import desired_components
+from installer.runs import Runner, RunRequest, RunResult
+from tests.conftest import Cluster
+from tests.helpers import wait_for
+from tests.roles.conftest import sample_spec
+
+
+def run_once(
+    role_runner: Runner,
+    component: str,
+    action: str = "install",
+    *,
+    spec: dict[str, Any] | None = None,
+    check: bool = False,
+    extra: dict[str, Any] | None = None,
+    keep_artifacts: bool = False,
+) -> RunResult:
+    """One run of ``component``'s role as the operator makes it; fails on a failed run."""
+    table = load_table()
+    spec = spec if spec is not None else sample_spec()
+    role = table[component].role
+    assert role
+    variables = {
+        "ks_component": component,
+        "ks_action": action,
+        "ks_role": role,
+        "ks_spec": spec,
+        "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
+        "ks_installer_version": "0.1.0",
+        "ks_desired_components": list(desired_components(table, spec)),
+        **(extra or {}),
+    }
+    runner = role_runner
+    if keep_artifacts:
+        runner = Runner(
+            project_dir=role_runner.project_dir,
+            playbook=role_runner.playbook,
+            work_dir=role_runner.work_dir,
+            kubeconfig=role_runner.kubeconfig,
+            keep_artifacts=True,
+        )
+    result = runner.run(
+        RunRequest(
+            component=component, action=action, role=role, variables=variables, timeout=900, check=check
+        )
+    )
+    assert result.ok, f"{component} {action}: {result.status}: {result.failed_task}: {result.message}"
+    return result
+
+
+def uninstall_with_data(role_runner: Runner, component: str) -> None:
+    """Remove the component and its PVCs, so the next test module starts clean."""
+    spec = sample_spec()
+    spec["persistence"]["deleteDataOnDisable"] = True
+    run_once(role_runner, component, "uninstall", spec=spec)
+
+
+def artifacts_text(result: RunResult) -> str:
+    """Everything a kept run wrote (events, stdout, env), then the directory is removed."""
+    assert result.artifacts is not None
+    try:
+        return "\n".join(
+            path.read_text(errors="replace")
+            for path in sorted(Path(result.artifacts).rglob("*"))
+            if path.is_file()
+        )
+    finally:
+        shutil.rmtree(result.artifacts, ignore_errors=True)
+
+
+def assert_not_leaked(values: Iterable[str], texts: dict[str, str]) -> None:
+    """No secret value appears in any text, neither in clear nor base64 (as Secret data holds it)."""
+    for value in values:
+        assert value
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            leaked = sorted(where for where, text in texts.items() if form in text)
+            assert not leaked, f"a generated secret appears in: {', '.join(leaked)}"  # never the value itself
+
+
+def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    sec = client.CoreV1Api(cluster.api).read_namespaced_secret(name, namespace)
+    return {key: base64.b64decode(value).decode() for key, value in (sec.data or {}).items()}
+
+
+def config_maps_text(cluster: Cluster, namespace: str) -> str:
+    maps = client.CoreV1Api(cluster.api).list_namespaced_config_map(namespace).items
+    return "\n".join(str(cm.data or {}) + str(cm.metadata.annotations or {}) for cm in maps)
+
+
+def exists(read: Any, *args: str) -> bool:
+    """Whether ``read(name, namespace)`` finds the object."""
+    try:
+        read(*args)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def pvc_bound(cluster: Cluster, namespace: str, name: str) -> None:
+    core = client.CoreV1Api(cluster.api)
+    wait_for(
+        lambda: core.read_namespaced_persistent_volume_claim(name, namespace).status.phase == "Bound",
+        timeout=60,
+        what=f"PVC {namespace}/{name} to be Bound",
+    )
+
+
+def pvc_names(cluster: Cluster, namespace: str, component: str) -> set[str]:
+    pvcs = client.CoreV1Api(cluster.api).list_namespaced_persistent_volume_claim(
+        namespace, label_selector=f"app.kubernetes.io/component={component}"
+    )
+    return {p.metadata.name for p in pvcs.items if not p.metadata.deletion_timestamp}
