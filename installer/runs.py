@@ -306,6 +306,8 @@ def estimate_tasks(role_dir: Path, entry: str) -> int | None:
                     target = task[key]
                     if isinstance(target, dict):
                         target = target.get("file")
+                    # A dynamic include is itself a task that starts; a static import is not.
+                    total += 1 if "include" in key else 0
                     if isinstance(target, str) and "{{" not in target:
                         total += count_file(base / target)
                     break
@@ -316,4 +318,14 @@ def estimate_tasks(role_dir: Path, entry: str) -> int | None:
     path = role_dir / "tasks" / entry
     if not path.is_file():
         return None
-    return count_file(path) or None
+    total = count_file(path)
+    # Meta dependencies run their tasks/main.yml first.
+    try:
+        meta = yaml.safe_load((role_dir / "meta" / "main.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        meta = {}
+    for dep in meta.get("dependencies") or []:
+        name = dep.get("role") if isinstance(dep, dict) else dep
+        if isinstance(name, str):
+            total += count_file(role_dir.parent / name / "tasks" / "main.yml")
+    return total or None

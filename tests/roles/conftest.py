@@ -81,8 +81,10 @@ def role_request(
     spec: dict[str, Any] | None = None,
     check: bool = False,
     timeout: float = 900,
+    extra: dict[str, Any] | None = None,
 ) -> RunRequest:
-    """The request the operator would make for ``component`` with ``spec`` (default: the sample)."""
+    """The request the operator would make for ``component`` with ``spec`` (default: the sample);
+    ``extra`` adds or overrides variables."""
     table = load_table()
     spec = spec if spec is not None else sample_spec()
     role = table.preflight_role if component == "preflight" else table[component].role
@@ -95,6 +97,7 @@ def role_request(
         "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
         "ks_installer_version": "0.1.0",
         "ks_desired_components": list(desired_components(table, spec)),
+        **(extra or {}),
     }
     return RunRequest(
         component=component, action=action, role=role, variables=variables, timeout=timeout, check=check

@@ -15,12 +15,10 @@ from typing import Any
 
 from kubernetes import client
 
-from installer.components import load_table
-from installer.planner import desired_components
-from installer.runs import Runner, RunRequest, RunResult
+from installer.runs import Runner, RunResult
 from tests.conftest import Cluster
 from tests.helpers import wait_for
-from tests.roles.conftest import sample_spec
+from tests.roles.conftest import role_request, sample_spec
 
 
 def run_once(
@@ -34,20 +32,7 @@ def run_once(
     keep_artifacts: bool = False,
 ) -> RunResult:
     """One run of ``component``'s role as the operator makes it; fails on a failed run."""
-    table = load_table()
-    spec = spec if spec is not None else sample_spec()
-    role = table[component].role
-    assert role
-    variables = {
-        "ks_component": component,
-        "ks_action": action,
-        "ks_role": role,
-        "ks_spec": spec,
-        "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
-        "ks_installer_version": "0.1.0",
-        "ks_desired_components": list(desired_components(table, spec)),
-        **(extra or {}),
-    }
+    request = role_request(component, action, spec=spec, check=check, extra=extra)
     runner = role_runner
     if keep_artifacts:
         runner = Runner(
@@ -57,11 +42,7 @@ def run_once(
             kubeconfig=role_runner.kubeconfig,
             keep_artifacts=True,
         )
-    result = runner.run(
-        RunRequest(
-            component=component, action=action, role=role, variables=variables, timeout=900, check=check
-        )
-    )
+    result = runner.run(request)
     assert result.ok, f"{component} {action}: {result.status}: {result.failed_task}: {result.message}"
     return result
 
