@@ -294,3 +294,27 @@ def test_two_replicas_one_leader_and_takeover(
     lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease("ks-installer", namespace)
     assert lease.spec.holder_identity != holder
     assert lease.spec.lease_transitions >= 1
+
+
+def test_drift_check_repairs_objects_removed_by_hand(
+    cluster: Cluster, namespace: str, operators: OperatorFactory
+) -> None:
+    create_cc(cluster, namespace, probe_spec(namespace, alpha={"enabled": True}))
+    op = operators("--drift-interval", "3")
+    wait_ready(cluster, namespace)
+    core = client.CoreV1Api(cluster.api)
+    core.delete_namespaced_config_map("probe-alpha", namespace)
+
+    def back() -> bool:
+        try:
+            core.read_namespaced_config_map("probe-alpha", namespace)
+        except client.ApiException:
+            return False
+        return True
+
+    wait_until(back, "the drift check to put the ConfigMap back")
+    wait_until(
+        lambda: "DriftRepaired" in [r for r, _ in cc_events(cluster, namespace)], "a DriftRepaired event"
+    )
+    assert "drift repaired" in op.log()
+    assert component(get_cc(cluster, namespace), "alpha")["state"] == "Enabled"
