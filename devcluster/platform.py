@@ -116,6 +116,22 @@ def _wait_ready(api: client.ApiClient, log: Path, pid: int, timeout: float) -> d
     raise RuntimeError(f"the platform was not Ready within {timeout:.0f}s; log: {log}")
 
 
+def _banner(text: str) -> str:
+    """The last Welcome banner in the operator's log (three rule lines frame it)."""
+    rule = "#" * 78
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("###") and "Welcome" in line]
+    if not starts:
+        return ""
+    out, rules = [rule], 0
+    for line in lines[starts[-1] :]:
+        out.append(line)
+        rules += line == rule
+        if rules == 2:
+            break
+    return "\n".join(out)
+
+
 def up(timeout: float) -> int:
     kubeconfig, pidfile, log = _paths()
     with kube.api_client(kubeconfig) as api:
@@ -127,10 +143,7 @@ def up(timeout: float) -> int:
         except RuntimeError as exc:
             print(f"[platform] ERROR: {exc}", file=sys.stderr)
             return 1
-    text = log.read_text(errors="replace")
-    start = text.rfind("#" * 78 + "\n###              Welcome")
-    if start >= 0:
-        print(text[start:].split("\n" + "#" * 78 + "\n", 2)[0] + "\n" + "#" * 78)
+    print(_banner(log.read_text(errors="replace")))
     print(f"[platform] operator log:  {log}")
     print(f"[platform] status:        .venv/bin/ks-installer --kubeconfig {kubeconfig} status")
     bindir = REPO_ROOT / ".local" / "bin"
