@@ -471,10 +471,10 @@ class Engine:
             log.info("[%s] disabled and removed (%s)", name, summary)
             self._event("Normal", "ComponentDisabled", f"{name} disabled: {summary}")
         elif outcome == CANCELED:
-            rec.transition(
-                State.PENDING if step.action == Action.INSTALL else State.FAILED, "canceled: the spec changed"
-            )
-            log.info("[%s] %s canceled", name, action)
+            # The state stays Installing/Disabling: a cut-short run may have left objects, so the
+            # next plan uninstalls (or installs) the component from here.
+            rec.message = "canceled: the spec changed"
+            log.info("[%s] %s canceled: the spec changed", name, action)
         else:
             rec.attempts += 1
             rec.failed_task = result.failed_task

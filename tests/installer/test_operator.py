@@ -318,3 +318,21 @@ def test_drift_check_repairs_objects_removed_by_hand(
     )
     assert "drift repaired" in op.log()
     assert component(get_cc(cluster, namespace), "alpha")["state"] == "Enabled"
+
+
+def test_switching_off_during_install_cancels_it_and_removes_what_it_made(
+    cluster: Cluster, namespace: str, operators: OperatorFactory
+) -> None:
+    create_cc(cluster, namespace, probe_spec(namespace, alpha={"enabled": True}))
+    op = operators()
+    wait_ready(cluster, namespace)
+    spec = {"enabled": True, "namespace": namespace, "sleep": 8}
+    patch_cc(cluster, namespace, [{"op": "add", "path": "/spec/probe/delta", "value": spec}])
+    wait_until(
+        lambda: component(get_cc(cluster, namespace), "delta").get("state") == "Installing", "delta running"
+    )
+    patch_cc(cluster, namespace, [{"op": "replace", "path": "/spec/probe/delta/enabled", "value": False}])
+    cc = wait_ready(cluster, namespace)
+    assert "[delta] install canceled" in op.log()
+    assert component(cc, "delta")["state"] == "Disabled"
+    assert probe_objects(cluster, namespace, "delta") == {"configmaps": 0, "deployments": 0, "pods": 0}
