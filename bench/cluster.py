@@ -20,12 +20,12 @@ from typing import Any
 
 from kubernetes import client
 
+from bench import write_result
 from devcluster import kube
 from devcluster.build import ensure_binaries
 from devcluster.cluster import LocalCluster
 from devcluster.settings import cache_dir, load_versions
 
-RESULTS = Path(__file__).with_name("results")
 SAMPLES = 300
 
 
@@ -125,12 +125,7 @@ def run() -> dict[str, Any]:
 
 
 def main() -> None:
-    result = run()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "cluster.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    write_result("cluster", run())
 
 
 if __name__ == "__main__":

@@ -32,22 +32,17 @@ from typing import Any
 
 from kubernetes import client
 
+from bench import write_result
 from devcluster import kube
 from devcluster.build import ensure_binaries
 from devcluster.cluster import LocalCluster
+from devcluster.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).with_name("results")
 TABLE = REPO / "tests" / "installer" / "components-test.yaml"
 ROLES = REPO / "tests" / "installer" / "roles"
 CRD = REPO / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
 GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
-
-
-def _free_port() -> int:
-    from devcluster.processes import free_port
-
-    return free_port()
 
 
 def _start(kubeconfig: Path, ns: str, log: Path, port: int) -> subprocess.Popen[bytes]:
@@ -116,7 +111,7 @@ def run() -> dict[str, Any]:
             return r.get("status") == "True" and r.get("observedGeneration") == cc["metadata"]["generation"]
 
         # Full install, sampling the operator's peak RSS.
-        port = _free_port()
+        port = free_port()
         t0 = time.monotonic()
         op = _start(info.kubeconfig, ns, logs, port)
         procs.append(op)
@@ -129,7 +124,7 @@ def run() -> dict[str, Any]:
         op.send_signal(signal.SIGTERM)
         op.wait(60)
         rv_before = get()["metadata"]["resourceVersion"]
-        port = _free_port()
+        port = free_port()
         offset = logs.stat().st_size
         t0 = time.monotonic()
         op = _start(info.kubeconfig, ns, logs, port)
@@ -190,12 +185,7 @@ def run() -> dict[str, Any]:
 
 
 def main() -> None:
-    result = run()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "installer.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    write_result("installer", run())
 
 
 if __name__ == "__main__":
