@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from installer.components import load_table
 from installer.planner import desired_components
@@ -102,3 +103,13 @@ def role_request(
     return RunRequest(
         component=component, action=action, role=role, variables=variables, timeout=timeout, check=check
     )
+
+
+@pytest.fixture
+def core(cluster: Cluster) -> client.CoreV1Api:
+    return client.CoreV1Api(cluster.api)
+
+
+@pytest.fixture
+def apps(cluster: Cluster) -> client.AppsV1Api:
+    return client.AppsV1Api(cluster.api)

@@ -111,3 +111,37 @@ def pvc_names(cluster: Cluster, namespace: str, component: str) -> set[str]:
         namespace, label_selector=f"app.kubernetes.io/component={component}"
     )
     return {p.metadata.name for p in pvcs.items if not p.metadata.deletion_timestamp}
+
+
+DEVOPS_NS = "kubesphere-devops-system"
+
+
+def devops_on(spec: dict[str, Any], **devops: Any) -> dict[str, Any]:
+    """``spec`` with devops switched on (and any ``devops.*`` fields given)."""
+    spec["devops"] = {**spec["devops"], "enabled": True, **devops}
+    return spec
+
+
+def drop_devops_namespace_if_empty(api: client.ApiClient) -> None:
+    """Delete the devops namespace when nothing is left in it (roles never delete namespaces)."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    if not exists(core.read_namespace, DEVOPS_NS):
+        return
+    leftovers = [
+        *apps.list_namespaced_deployment(DEVOPS_NS).items,
+        *core.list_namespaced_persistent_volume_claim(DEVOPS_NS).items,
+        *core.list_namespaced_secret(DEVOPS_NS).items,
+        *[
+            cm
+            for cm in core.list_namespaced_config_map(DEVOPS_NS).items
+            if cm.metadata.name != "kube-root-ca.crt"
+        ],
+    ]
+    if leftovers:
+        return
+    core.delete_namespace(DEVOPS_NS)
+    wait_for(
+        lambda: not exists(core.read_namespace, DEVOPS_NS),
+        timeout=120,
+        what=f"namespace {DEVOPS_NS} to go away",
+    )

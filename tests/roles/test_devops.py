@@ -13,6 +13,7 @@ from kubernetes import client
 from tests.conftest import Cluster
 from tests.helpers import wait_for
 from tests.roles.conftest import RoleRunner, sample_spec
+from tests.roles.support import devops_on, drop_devops_namespace_if_empty, exists
 
 pytestmark = pytest.mark.cluster
 
@@ -25,42 +26,10 @@ CRDS = (
 DEPLOYMENTS = ("devops-apiserver", "devops-controller")
 
 
-def devops_on(spec: dict[str, Any]) -> dict[str, Any]:
-    spec["devops"] = {**spec["devops"], "enabled": True}
-    return spec
-
-
-def read(call: Any, *args: Any) -> Any:
-    """The object, or None when it does not exist."""
-    try:
-        return call(*args)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def drop_namespace_if_empty(api: client.ApiClient) -> None:
-    """Delete the devops namespace when nothing is left in it (roles never delete namespaces)."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    if read(core.read_namespace, NS) is None:
-        return
-    leftovers = [
-        *apps.list_namespaced_deployment(NS).items,
-        *core.list_namespaced_persistent_volume_claim(NS).items,
-        *core.list_namespaced_secret(NS).items,
-        *[cm for cm in core.list_namespaced_config_map(NS).items if cm.metadata.name != "kube-root-ca.crt"],
-    ]
-    if leftovers:
-        return
-    core.delete_namespace(NS)
-    wait_for(lambda: read(core.read_namespace, NS) is None, timeout=120, what=f"namespace {NS} to go away")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def devops_namespace(cluster: Cluster) -> Iterator[None]:
     yield
-    drop_namespace_if_empty(cluster.api)
+    drop_devops_namespace_if_empty(cluster.api)
 
 
 @pytest.fixture(autouse=True)
@@ -71,16 +40,6 @@ def clean_slate(run_role: RoleRunner) -> Iterator[None]:
     run_role("devops", "uninstall", spec=spec)
     yield
     run_role("devops", "uninstall", spec=spec)
-
-
-@pytest.fixture
-def core(cluster: Cluster) -> client.CoreV1Api:
-    return client.CoreV1Api(cluster.api)
-
-
-@pytest.fixture
-def apps(cluster: Cluster) -> client.AppsV1Api:
-    return client.AppsV1Api(cluster.api)
 
 
 @pytest.fixture
@@ -105,12 +64,14 @@ def test_check_mode_before_install_creates_nothing(
     apps: client.AppsV1Api,
     ext: client.ApiextensionsV1Api,
 ) -> None:
-    drop_namespace_if_empty(cluster.api)  # so the dry run meets a missing namespace, as on a new cluster
+    drop_devops_namespace_if_empty(
+        cluster.api
+    )  # so the dry run meets a missing namespace, as on a new cluster
     result = run_role("devops", spec=devops_on(spec), check=True)
     assert result.progress.failed == 0
     for name in DEPLOYMENTS:
-        assert read(apps.read_namespaced_deployment, name, NS) is None
-    assert read(ext.read_custom_resource_definition, CRDS[0]) is None
+        assert not exists(apps.read_namespaced_deployment, name, NS)
+    assert not exists(ext.read_custom_resource_definition, CRDS[0])
 
 
 def test_install_deploys_crds_config_and_workloads(
@@ -213,10 +174,10 @@ def test_uninstall_keeps_the_crds_unless_asked(
 
     run_role("devops", "uninstall", spec=spec)
     for name in DEPLOYMENTS:
-        assert read(apps.read_namespaced_deployment, name, NS) is None
-    assert read(core.read_namespaced_service, "devops-apiserver", NS) is None
-    assert read(core.read_namespaced_config_map, "devops-config", NS) is None
-    assert read(ext.read_custom_resource_definition, CRDS[0]) is not None
+        assert not exists(apps.read_namespaced_deployment, name, NS)
+    assert not exists(core.read_namespaced_service, "devops-apiserver", NS)
+    assert not exists(core.read_namespaced_config_map, "devops-config", NS)
+    assert exists(ext.read_custom_resource_definition, CRDS[0])
     pipeline = custom.get_namespaced_custom_object(
         "devops.kubesphere.io", "v1alpha3", NS, "pipelines", "users-pipeline"
     )
@@ -226,8 +187,8 @@ def test_uninstall_keeps_the_crds_unless_asked(
     run_role("devops", "uninstall", spec=spec)
     for name in CRDS:
         wait_for(
-            lambda name=name: read(ext.read_custom_resource_definition, name) is None,
+            lambda name=name: not exists(ext.read_custom_resource_definition, name),
             timeout=60,
             what=f"CRD {name} to be deleted",
         )
-    assert read(core.read_namespace, NS) is not None, "roles never delete namespaces"
+    assert exists(core.read_namespace, NS), "roles never delete namespaces"

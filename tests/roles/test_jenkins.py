@@ -16,6 +16,7 @@ from installer.runs import Runner, RunRequest
 from tests.conftest import Cluster
 from tests.helpers import wait_for
 from tests.roles.conftest import REPO, RoleRunner, sample_spec
+from tests.roles.support import devops_on, drop_devops_namespace_if_empty, exists
 
 pytestmark = pytest.mark.cluster
 
@@ -24,42 +25,10 @@ NAME = "devops-jenkins"
 GI = 2**30
 
 
-def devops_on(spec: dict[str, Any], **devops: Any) -> dict[str, Any]:
-    spec["devops"] = {**spec["devops"], "enabled": True, **devops}
-    return spec
-
-
-def read(call: Any, *args: Any) -> Any:
-    """The object, or None when it does not exist."""
-    try:
-        return call(*args)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def drop_namespace_if_empty(api: client.ApiClient) -> None:
-    """Delete the devops namespace when nothing is left in it (roles never delete namespaces)."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    if read(core.read_namespace, NS) is None:
-        return
-    leftovers = [
-        *apps.list_namespaced_deployment(NS).items,
-        *core.list_namespaced_persistent_volume_claim(NS).items,
-        *core.list_namespaced_secret(NS).items,
-        *[cm for cm in core.list_namespaced_config_map(NS).items if cm.metadata.name != "kube-root-ca.crt"],
-    ]
-    if leftovers:
-        return
-    core.delete_namespace(NS)
-    wait_for(lambda: read(core.read_namespace, NS) is None, timeout=120, what=f"namespace {NS} to go away")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def devops_namespace(cluster: Cluster) -> Iterator[None]:
     yield
-    drop_namespace_if_empty(cluster.api)
+    drop_devops_namespace_if_empty(cluster.api)
 
 
 @pytest.fixture(autouse=True)
@@ -70,16 +39,6 @@ def clean_slate(run_role: RoleRunner) -> Iterator[None]:
     run_role("jenkins", "uninstall", spec=spec)
     yield
     run_role("jenkins", "uninstall", spec=spec)
-
-
-@pytest.fixture
-def core(cluster: Cluster) -> client.CoreV1Api:
-    return client.CoreV1Api(cluster.api)
-
-
-@pytest.fixture
-def apps(cluster: Cluster) -> client.AppsV1Api:
-    return client.AppsV1Api(cluster.api)
 
 
 def container(apps: client.AppsV1Api) -> Any:
@@ -103,10 +62,12 @@ def assert_available(apps: client.AppsV1Api) -> None:
 def test_check_mode_before_install_creates_nothing(
     cluster: Cluster, run_role: RoleRunner, spec: dict[str, Any], apps: client.AppsV1Api
 ) -> None:
-    drop_namespace_if_empty(cluster.api)  # so the dry run meets a missing namespace, as on a new cluster
+    drop_devops_namespace_if_empty(
+        cluster.api
+    )  # so the dry run meets a missing namespace, as on a new cluster
     result = run_role("jenkins", spec=devops_on(spec), check=True)
     assert result.progress.failed == 0
-    assert read(apps.read_namespaced_deployment, NAME, NS) is None
+    assert not exists(apps.read_namespaced_deployment, NAME, NS)
 
 
 def test_install_sizes_jenkins_from_the_spec(
@@ -178,10 +139,10 @@ def test_uninstall_keeps_the_volume_unless_asked(
     password = admin_password(core)
 
     run_role("jenkins", "uninstall", spec=spec)
-    assert read(apps.read_namespaced_deployment, NAME, NS) is None
-    assert read(core.read_namespaced_service, NAME, NS) is None
-    assert read(core.read_namespaced_config_map, "jenkins-casc-config", NS) is None
-    assert read(core.read_namespaced_persistent_volume_claim, NAME, NS) is not None
+    assert not exists(apps.read_namespaced_deployment, NAME, NS)
+    assert not exists(core.read_namespaced_service, NAME, NS)
+    assert not exists(core.read_namespaced_config_map, "jenkins-casc-config", NS)
+    assert exists(core.read_namespaced_persistent_volume_claim, NAME, NS)
 
     # Enabled again: the same volume, the same admin password.
     run_role("jenkins", spec=spec)
@@ -189,14 +150,14 @@ def test_uninstall_keeps_the_volume_unless_asked(
 
     spec["persistence"]["deleteDataOnDisable"] = True
     run_role("jenkins", "uninstall", spec=spec)
-    assert read(apps.read_namespaced_deployment, NAME, NS) is None
+    assert not exists(apps.read_namespaced_deployment, NAME, NS)
     wait_for(
-        lambda: read(core.read_namespaced_persistent_volume_claim, NAME, NS) is None,
+        lambda: not exists(core.read_namespaced_persistent_volume_claim, NAME, NS),
         timeout=60,
         what="PVC devops-jenkins to be deleted",
     )
-    assert read(core.read_namespaced_secret, NAME, NS) is None
-    assert read(core.read_namespace, NS) is not None, "roles never delete namespaces"
+    assert not exists(core.read_namespaced_secret, NAME, NS)
+    assert exists(core.read_namespace, NS), "roles never delete namespaces"
 
 
 def test_the_admin_password_never_reaches_the_output(
