@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,14 +43,6 @@ def test_check_mode_before_install_changes_nothing(cluster: Cluster, run_role: R
     run_role("minio", check=True)
     assert not exists(client.AppsV1Api(cluster.api).read_namespaced_deployment, "minio", NS)
     assert not exists(client.BatchV1Api(cluster.api).read_namespaced_job, JOB, NS)
-
-
-def test_check_mode_before_the_namespace_exists(cluster: Cluster, role_runner: Runner) -> None:
-    # The API server dry-runs each change and cannot do so in a namespace that does not exist.
-    namespace = f"t-{uuid.uuid4().hex[:8]}"
-    result = run_once(role_runner, "minio", check=True, extra={"minio_namespace": namespace})
-    assert result.progress.changed == 1  # "would create the namespace"
-    assert not exists(client.CoreV1Api(cluster.api).read_namespace, namespace)
 
 
 def test_install_runs_minio_and_makes_the_buckets(cluster: Cluster, run_role: RoleRunner) -> None:

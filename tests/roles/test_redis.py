@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,14 +71,6 @@ def test_check_mode_before_install_changes_nothing(cluster: Cluster, run_role: R
     run_role("redis", check=True)
     assert not exists(client.AppsV1Api(cluster.api).read_namespaced_deployment, "redis", NS)
     assert not exists(client.CoreV1Api(cluster.api).read_namespaced_secret, "redis-secret", NS)
-
-
-def test_check_mode_before_the_namespace_exists(cluster: Cluster, role_runner: Runner) -> None:
-    # The API server dry-runs each change and cannot do so in a namespace that does not exist.
-    namespace = f"t-{uuid.uuid4().hex[:8]}"
-    result = run_once(role_runner, "redis", check=True, extra={"redis_namespace": namespace})
-    assert result.progress.changed == 1  # "would create the namespace"
-    assert not exists(client.CoreV1Api(cluster.api).read_namespace, namespace)
 
 
 def test_install_runs_redis_with_a_generated_password(cluster: Cluster, run_role: RoleRunner) -> None:
