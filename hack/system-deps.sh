@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs, only when one is missing.
 set -euo pipefail
-PKGS=(openssl ca-certificates)
+PKGS=(openssl ca-certificates redis-server slapd ldap-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the local control plane, API clients and throwaway namespaces.
+"""Shared fixtures: the local control plane, Redis, OpenLDAP, API clients and throwaway namespaces.
 
 Tests that need the cluster are marked ``cluster``; the session fixture starts
 the local control plane or reuses a running one.  A cluster this session
@@ -19,6 +19,7 @@ from kubernetes import client
 from devcluster import kube
 from devcluster.build import ensure_binaries
 from devcluster.cluster import LocalCluster
+from tests.services import RedisServer, Slapd
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,17 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port, with a password."""
+    with RedisServer().start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    """Debian's slapd on a free loopback port, holding dc=kubesphere,dc=io with ou=Users and ou=Groups."""
+    with Slapd().start() as server:
+        yield server
