@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kubernetes import client
+import yaml
+from kubernetes import client, dynamic
 
 from devcluster import kube
 from devcluster.build import ensure_binaries
@@ -76,3 +77,25 @@ def slapd() -> Iterator[Slapd]:
     """Debian's slapd on a free loopback port, holding dc=kubesphere,dc=io with ou=Users and ou=Groups."""
     with Slapd().start() as server:
         yield server
+
+
+CORE_FILES = Path(__file__).resolve().parents[1] / "roles" / "ks_core" / "files"
+
+
+@pytest.fixture(scope="session")
+def platform_crds(cluster: Cluster) -> Cluster:
+    """The platform's CRDs and built-in roles, as the core role applies them (idempotent).
+
+    ``roles/ks_core/files/crds`` (iam, tenant, devops) and ``roles/ks_core/files/iam``
+    (GlobalRoles, bindings, RoleBases, role templates), server-side applied.
+    """
+    for path in sorted((CORE_FILES / "crds").glob("*.yaml")):
+        kube.apply_crd(cluster.api, path)
+    dyn = dynamic.DynamicClient(cluster.api)
+    for path in sorted((CORE_FILES / "iam").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            resource.server_side_apply(body=doc, field_manager="ks-tests", force_conflicts=True)
+    return cluster
