@@ -1,0 +1,185 @@
+"""Real Redis and OpenLDAP on loopback, for tests, benchmarks and ``make up``.
+
+Both are Debian's own daemons (``redis-server``, ``slapd``; ``make setup``
+installs them through ``hack/system-deps.sh``), run as child processes on a free
+port.  Tests use a temporary directory and stop them afterwards; ``make up``
+passes a directory under ``.local/`` and ``detach=True`` so they outlive it
+(``stop_pidfile`` ends them).  The LDAP directory is ``dc=kubesphere,dc=io`` with
+``ou=Users`` and ``ou=Groups``, the tree the core role configures; its manager is
+``cn=admin,dc=kubesphere,dc=io``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DN = "dc=kubesphere,dc=io"
+MANAGER_DN = f"cn=admin,{BASE_DN}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; log {log}:\n{log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s; log {log}")
+
+
+def _binary(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise RuntimeError(f"{name} is not installed; run `make setup` (hack/system-deps.sh installs it)")
+
+
+@dataclass
+class _Daemon:
+    port: int = field(default_factory=free_port)
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ks-svc-")))
+    proc: subprocess.Popen[bytes] | None = None
+    #: Start in a new session so the daemon outlives this process (make up).
+    detach: bool = False
+
+    def _spawn(self, cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=self.detach
+            )
+        (self.workdir / "pid").write_text(str(proc.pid))
+        return proc
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> _Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class RedisServer(_Daemon):
+    """``redis-server`` with a password, no persistence."""
+
+    def start(self) -> RedisServer:
+        log = self.workdir / "redis.log"
+        conf = self.workdir / "redis.conf"
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\nrequirepass {self.password}\n"
+            f'save ""\nappendonly no\ndir {self.workdir}\nlogfile {log}\n'
+        )
+        self.proc = self._spawn([_binary("redis-server"), str(conf)], self.workdir / "redis.out")
+        _wait_port(self.port, self.proc, log, "redis-server")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+
+@dataclass
+class Slapd(_Daemon):
+    """``slapd`` with an mdb database for ``dc=kubesphere,dc=io``."""
+
+    base_dn: str = BASE_DN
+    manager_dn: str = MANAGER_DN
+
+    def start(self) -> Slapd:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / "slapd.log"
+        schema = Path("/etc/ldap/schema")
+        conf = self.workdir / "slapd.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    *(f"include {schema / n}.schema" for n in ("core", "cosine", "inetorgperson", "nis")),
+                    f"pidfile {self.workdir / 'slapd.pid'}",
+                    "modulepath /usr/lib/ldap",
+                    "moduleload back_mdb",
+                    "database mdb",
+                    "maxsize 104857600",
+                    f'suffix "{self.base_dn}"',
+                    f'rootdn "{self.manager_dn}"',
+                    f"rootpw {self.password}",
+                    f"directory {data}",
+                    "index objectClass eq",
+                    "index uid eq",
+                    "",
+                ]
+            )
+        )
+        url = f"ldap://127.0.0.1:{self.port}/"
+        self.proc = self._spawn([_binary("slapd"), "-f", str(conf), "-h", url, "-d", "0"], log)
+        _wait_port(self.port, self.proc, log, "slapd")
+        self._seed()
+        return self
+
+    def _seed(self) -> None:
+        """The base entry and the two organisational units, as the openldap role creates them."""
+        import ldap3
+
+        server = ldap3.Server("127.0.0.1", port=self.port)
+        with ldap3.Connection(server, self.manager_dn, self.password, auto_bind=True) as conn:
+            conn.add(self.base_dn, ["dcObject", "organization"], {"o": "kubesphere", "dc": "kubesphere"})
+            for ou in ("Users", "Groups"):
+                conn.add(f"ou={ou},{self.base_dn}", ["organizationalUnit"], {"ou": ou})
+                if conn.result["result"] not in (0, 68):
+                    raise RuntimeError(f"slapd seed ou={ou}: {conn.result}")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def stop_pidfile(workdir: Path, *, grace: float = 10.0) -> bool:
+    """Stop a detached daemon started with ``workdir``; True if one was running."""
+    pidfile = workdir / "pid"
+    try:
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    pidfile.unlink(missing_ok=True)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
