@@ -4,7 +4,9 @@ The operator runs as a local process against the local cluster's kubeconfig,
 exactly as ``ks-installer run`` does out of cluster (no container runtime is
 needed).  ``up`` applies the CRD, starts the operator unless it is running,
 creates the sample ClusterConfiguration unless one exists (a user's changes
-to it are kept), and waits for the Welcome banner.  ``down`` stops the operator.
+to it are kept), waits for the Welcome banner, then starts the platform's own
+backend, ks-controller-manager and ks-apiserver, beside the cluster
+(devcluster/backend.py) and logs in as admin.  ``down`` stops them all.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from devcluster import kube
+from devcluster import backend, kube
 from devcluster.processes import pid_alive, tail
 from devcluster.settings import REPO_ROOT, state_dir
 
@@ -140,10 +142,13 @@ def up(timeout: float) -> int:
         pid = _start_operator(kubeconfig, pidfile, log)
         try:
             _wait_ready(api, log, pid, timeout)
+            lines = backend.up(api, kubeconfig, state_dir().parent)
         except RuntimeError as exc:
             print(f"[platform] ERROR: {exc}", file=sys.stderr)
             return 1
     print(_banner(log.read_text(errors="replace")))
+    for line in lines:
+        print(f"[platform] {line}")
     print(f"[platform] operator log:  {log}")
     print(f"[platform] status:        .venv/bin/ks-installer --kubeconfig {kubeconfig} status")
     bindir = REPO_ROOT / ".local" / "bin"
@@ -152,6 +157,7 @@ def up(timeout: float) -> int:
 
 
 def down() -> int:
+    backend.down(state_dir().parent)
     _, pidfile, _ = _paths()
     pid = _running(pidfile)
     if pid:

@@ -1,0 +1,220 @@
+"""``make up``'s third part: ks-controller-manager and ks-apiserver as local processes.
+
+The core role deploys both into the cluster, but KWOK pods run no containers,
+so on the local cluster they run beside it, out of cluster, exactly as their
+Deployments would run them: the ``kubesphere.yaml`` the installer rendered into
+the ``kubesphere-config`` ConfigMap, and the secrets as environment variables
+from the Secrets the installer generated.  Two things differ, both because
+cluster Services are not reachable from the host: when the configuration names
+the platform's Redis or OpenLDAP, a local ``redis-server`` / ``slapd`` (with the
+same password as the cluster Secret) stands in for them, and the configuration
+is rewritten to point at loopback.  Secrets go to the processes' environment
+only; nothing here prints or writes them to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from devcluster.processes import http_ok, pid_alive, tail
+from devcluster.services import RedisServer, Slapd, free_port, stop_pidfile
+from devcluster.settings import REPO_ROOT
+
+SYSTEM_NS = "kubesphere-system"
+APISERVER_URL = "http://127.0.0.1:9090"
+CONTROLLER_LISTEN = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class Paths:
+    base: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.base / "backend"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "kubesphere.yaml"
+
+    def pidfile(self, name: str) -> Path:
+        return self.dir / f"{name}.pid"
+
+    def log(self, name: str) -> Path:
+        return self.base / "logs" / f"{name}.log"
+
+
+def _secret(core: client.CoreV1Api, name: str, key: str) -> str:
+    try:
+        secret = core.read_namespaced_secret(name, SYSTEM_NS)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return ""
+        raise
+    value = (secret.data or {}).get(key)
+    return base64.b64decode(value).decode() if value else ""
+
+
+def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
+    """Write the local kubesphere.yaml, start stand-ins for Redis/OpenLDAP; return the env."""
+    core = client.CoreV1Api(api)
+    cm = core.read_namespaced_config_map("kubesphere-config", SYSTEM_NS)
+    config: dict[str, Any] = yaml.safe_load((cm.data or {})["kubesphere.yaml"]) or {}
+    env = {"KUBESPHERE_JWT_SECRET": _secret(core, "kubesphere-secret", "secret")}
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    cache = config.get("cache") or {}
+    if cache.get("type") == "redis":
+        password = _secret(core, "redis-secret", "auth")
+        workdir = paths.dir / "redis"
+        stop_pidfile(workdir)
+        workdir.mkdir(exist_ok=True)
+        redis = RedisServer(password=password, workdir=workdir, detach=True, port=free_port()).start()
+        cache.setdefault("options", {}).update({"host": "127.0.0.1", "port": redis.port})
+        env["KUBESPHERE_CACHE_PASSWORD"] = password
+        print(f"[backend] redis-server on 127.0.0.1:{redis.port} stands in for the platform's Redis")
+    ldap = config.get("ldap")
+    if ldap:
+        password = _secret(core, "openldap-secret", "password")
+        workdir = paths.dir / "slapd"
+        stop_pidfile(workdir)
+        workdir.mkdir(exist_ok=True)
+        slapd = Slapd(password=password, workdir=workdir, detach=True, port=free_port()).start()
+        ldap["host"] = slapd.host
+        env["KUBESPHERE_LDAP_PASSWORD"] = password
+        print(f"[backend] slapd on {slapd.host} stands in for the platform's OpenLDAP")
+    paths.config.write_text(
+        "# Written by `make up` from ConfigMap kubesphere-system/kubesphere-config;\n"
+        "# Redis and OpenLDAP point at the local stand-ins.  No secrets here.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return env
+
+
+def _running(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def _start(name: str, args: list[str], env: dict[str, str], paths: Paths) -> int:
+    pidfile, log = paths.pidfile(name), paths.log(name)
+    _stop(name, paths)  # the configuration may have changed since the last `make up`
+    log.parent.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).parent / name
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(exe), *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+            env={**os.environ, **env}, start_new_session=True,
+        )  # fmt: skip
+    pidfile.write_text(str(proc.pid))
+    print(f"[backend] started {name} (pid {proc.pid}), log: {log}")
+    return proc.pid
+
+
+def _wait_http(name: str, url: str, pid: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise RuntimeError(f"{name} exited; log: {log}\n{tail(log, 30)}")
+        if http_ok(url):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"{name} was not ready at {url} within {timeout:.0f}s; log: {log}\n{tail(log, 30)}")
+
+
+def _admin_login(api: client.ApiClient, timeout: float) -> str:
+    """Log in as admin with the generated password; the controller must have hashed it first."""
+    password = _secret(client.CoreV1Api(api), "kubesphere-secret", "initAdminPassword")
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "username": "admin",
+            "password": password,
+            "client_id": "kubesphere",
+            "client_secret": "kubesphere",
+        }
+    ).encode()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            f"{APISERVER_URL}/oauth/token",
+            data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                token = json.load(resp).get("access_token", "")
+                if token:
+                    return "admin logged in: /oauth/token answered with a bearer token"
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code} {exc.read().decode(errors='replace')[:200]}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise RuntimeError(f"admin could not log in within {timeout:.0f}s: {last}")
+
+
+def up(api: client.ApiClient, kubeconfig: Path, base: Path, *, timeout: float = 120) -> list[str]:
+    """Start both backends; return lines for the summary."""
+    paths = Paths(base)
+    env = prepare(api, paths)
+    common = ["--config", str(paths.config), "--kubeconfig", str(kubeconfig)]
+    cm_pid = _start("ks-controller-manager", [*common, "--listen", CONTROLLER_LISTEN], env, paths)
+    api_pid = _start("ks-apiserver", [*common, "--bind", APISERVER_URL.removeprefix("http://")], env, paths)
+    _wait_http("ks-controller-manager", f"http://{CONTROLLER_LISTEN}/readyz", cm_pid,
+               paths.log("ks-controller-manager"), timeout)  # fmt: skip
+    _wait_http("ks-apiserver", f"{APISERVER_URL}/readyz", api_pid, paths.log("ks-apiserver"), timeout)
+    login = _admin_login(api, timeout)
+    jsonpath = "{.data.initAdminPassword}"
+    get_pw = f"kubectl -n {SYSTEM_NS} get secret kubesphere-secret -o jsonpath='{jsonpath}' | base64 -d"
+    return [
+        f"ks-apiserver:          {APISERVER_URL}  (OpenAPI page: {APISERVER_URL}/swagger-ui)",
+        f"  {login}",
+        f"  user admin, password: {get_pw}",
+        f"ks-controller-manager: http://{CONTROLLER_LISTEN}/metrics",
+        f"backend logs:          {paths.log('ks-apiserver')}, {paths.log('ks-controller-manager')}",
+    ]
+
+
+def _stop(name: str, paths: Paths) -> bool:
+    pidfile = paths.pidfile(name)
+    pid = _running(pidfile)
+    pidfile.unlink(missing_ok=True)
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def down(base: Path) -> None:
+    paths = Paths(base)
+    for name in ("ks-apiserver", "ks-controller-manager"):
+        if _stop(name, paths):
+            print(f"[backend] stopped {name}")
+    for daemon in ("redis", "slapd"):
+        if stop_pidfile(paths.dir / daemon):
+            print(f"[backend] stopped the local {daemon}")
