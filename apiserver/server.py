@@ -215,7 +215,10 @@ def _setup_kapis(app: web.Application) -> None:
 
     try:
         kapis = importlib.import_module("apiserver.kapis")
-    except ModuleNotFoundError:  # the /kapis package has not landed yet: no routes, nothing let through
+    except ModuleNotFoundError:
+        kapis = None
+    setup = getattr(kapis, "setup", None)
+    if setup is None:  # the /kapis package has not landed yet: no routes, nothing let through
         log.warning("apiserver.kapis is not available; /kapis routes are not served")
         return
-    kapis.setup(app)
+    setup(app)

@@ -11,6 +11,7 @@ The in-memory store is for a single process and only used when configured.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -178,6 +179,8 @@ class TokenIssuer:
             "username": username,
             "iat": now,
             "token_type": token_type,
+            # Unique per issue: two logins in the same second must not share a token (and a key).
+            "jti": secrets.token_hex(8),
         }
         if lifetime > 0:
             claims["exp"] = now + int(lifetime)
