@@ -60,6 +60,7 @@ class Informer:
         indexed_labels: Iterable[str] = INDEXED_LABELS,
         retry_delay: float = 1.0,
         missing_retry: float = 30.0,
+        watch_timeout: tuple[int, int] = (240, 420),
     ) -> None:
         self.resource = resource
         self.synced = asyncio.Event()
@@ -74,6 +75,8 @@ class Informer:
         self._task: asyncio.Task[None] | None = None
         self._retry_delay = retry_delay
         self._missing_retry = missing_retry
+        self._watch_timeout = watch_timeout
+        self.watches = 0
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
@@ -221,8 +224,9 @@ class Informer:
             "watch": "1",
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(random.randint(240, 420)),
+            "timeoutSeconds": str(random.randint(*self._watch_timeout)),
         }
+        self.watches += 1
         async with self._client.open("GET", self.resource.path(), params=params, read_timeout=480.0) as resp:
             if resp.status == 410:
                 raise _Gone()

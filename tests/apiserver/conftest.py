@@ -197,12 +197,12 @@ class UserFactory:
                 for item in self.custom.list_cluster_custom_object(
                     *IAM, plural, label_selector=f"iam.kubesphere.io/user-ref={name}"
                 )["items"]:
-                    _delete(self.custom, plural, item["metadata"]["name"])
+                    delete_object(self.custom, plural, item["metadata"]["name"])
         for name in self.created:
-            _delete(self.custom, "users", name)
+            delete_object(self.custom, "users", name)
 
 
-def _delete(custom: client.CustomObjectsApi, plural: str, name: str) -> None:
+def delete_object(custom: client.CustomObjectsApi, plural: str, name: str) -> None:
     """Delete; if a controller's finalizer keeps it, take the finalizers away (never hang)."""
     try:
         custom.delete_cluster_custom_object(*IAM, plural, name)
