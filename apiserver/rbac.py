@@ -155,6 +155,7 @@ class Authorizer:
     def _defers(self, info: RequestInfo) -> bool:
         return (
             info.api_group == RESOURCES_GROUP
+            and info.api_prefix == "kapis"
             and info.is_resource_request
             and info.resource_scope != GLOBAL_SCOPE
             and info.verb in ("get", "list")
