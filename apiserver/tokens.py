@@ -83,8 +83,12 @@ class RedisStore:
 
     def __init__(self, cache: Cache) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
 
+        # One quick retry: a request waiting on a dead Redis should fail fast with 503.
         self._redis = redis.Redis(
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
             host=cache.host,
             port=cache.port,
             password=cache.password or None,

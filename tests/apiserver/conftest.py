@@ -220,6 +220,7 @@ def start_server(
     users: UserFactory,
     env: dict[str, str],
     timeout: float = 60,
+    wait_path: str = "/readyz",
 ) -> ApiServer:
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +244,7 @@ def start_server(
         if proc.poll() is not None:
             raise RuntimeError(f"ks-apiserver exited with {proc.returncode}:\n{server.log_text()[-4000:]}")
         try:
-            if requests.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if requests.get(f"{server.url}{wait_path}", timeout=2).status_code == 200:
                 return server
         except requests.ConnectionError:
             pass
@@ -309,16 +310,19 @@ def start_apiserver(
     user_factory: UserFactory,
     tmp_path: Path,
 ) -> Iterator[StartServer]:
-    """``start_apiserver(doc=None, env=None)``: another server (default: same config and Redis)."""
+    """``start_apiserver(doc=None, env=None, wait_path="/readyz")``: another server (default: same config)."""
     started: list[ApiServer] = []
 
-    def start(doc: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> ApiServer:
+    def start(
+        doc: dict[str, Any] | None = None, env: dict[str, str] | None = None, wait_path: str = "/readyz"
+    ) -> ApiServer:
         server = start_server(
             platform_crds,
             tmp_path,
             doc if doc is not None else config_doc(redis_server),
             users=user_factory,
             env={**apiserver_env, **(env or {})},
+            wait_path=wait_path,
         )
         started.append(server)
         _SERVERS.append(server)
