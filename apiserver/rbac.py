@@ -51,7 +51,7 @@ AUTHENTICATED_ROLE = "authenticated"
 RESOURCES_GROUP = "resources.kubesphere.io"
 #: Paths every caller may use; authentication still runs (a bad token is still a 401).
 ALWAYS_ALLOWED = ("/oauth/*", "/kapis/config.kubesphere.io/*", "/kapis/version", "/kapis/metrics", "/healthz",
-                  "/readyz", "/livez")  # fmt: skip
+                  "/readyz", "/livez", "/openapi.json", "/docs")  # fmt: skip
 
 
 class CacheReader(Protocol):
