@@ -36,21 +36,40 @@ def _listen(value: str) -> tuple[str, int]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ks-controller-manager", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, help="kubesphere.yaml (default: none; installer defaults, no LDAP)")
-    p.add_argument("--kubeconfig", type=Path, default=os.environ.get("KUBECONFIG") or None,
-                   help="default: $KUBECONFIG, else in-cluster, else ~/.kube/config")  # fmt: skip
-    p.add_argument("--listen", type=_listen, default=("0.0.0.0", 8080), metavar="HOST:PORT",
-                   help="address of /healthz, /readyz and /metrics (default 0.0.0.0:8080)")  # fmt: skip
-    p.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=True,
-                   help="act only while holding the Lease (default on)")  # fmt: skip
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=os.environ.get("KUBECONFIG") or None,
+        help="default: $KUBECONFIG, else in-cluster, else ~/.kube/config",
+    )
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        default=("0.0.0.0", 8080),
+        metavar="HOST:PORT",
+        help="address of /healthz, /readyz and /metrics (default 0.0.0.0:8080)",
+    )
+    p.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="act only while holding the Lease (default on)",
+    )
     d = LeaderElection()
     p.add_argument("--lease-name", default=d.name)
-    p.add_argument("--lease-namespace", default=os.environ.get("KS_CONTROLLER_LEASE_NAMESPACE", d.namespace),
-                   help="namespace of the Lease; it must exist (default kubesphere-system)")  # fmt: skip
+    p.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("KS_CONTROLLER_LEASE_NAMESPACE", d.namespace),
+        help="namespace of the Lease; it must exist (default kubesphere-system)",
+    )
     p.add_argument("--lease-duration", type=float, default=d.duration, help="seconds (default 15)")
     p.add_argument("--lease-renew", type=float, default=d.renew, help="seconds between renewals (default 5)")
     p.add_argument("--identity", default=None, help="this replica's name in the Lease (default host_pid)")
-    p.add_argument("--kubeconfig-server", default=Settings.kubeconfig_server,
-                   help="API server written into users' kubeconfig ConfigMaps")  # fmt: skip
+    p.add_argument(
+        "--kubeconfig-server",
+        default=Settings.kubeconfig_server,
+        help="API server written into users' kubeconfig ConfigMaps",
+    )
     p.add_argument("--workers", type=int, default=Settings.workers, help="handler threads (default 8)")
     p.add_argument("--log-level", default=os.environ.get("KS_LOG_LEVEL", "INFO"))
     return p

@@ -80,17 +80,26 @@ def reconcile(ctx: Context, name: str) -> None:
         or status.get("reason")
         or annotations.get(SYNC_STATUS) != "successful"
     ):
-        ctx.kube.patch(DEVOPS_PROJECTS, name, {
-            "metadata": {"annotations": {SYNC_STATUS: "successful"},
-                         "resourceVersion": project["metadata"]["resourceVersion"]},
-            "status": {"adminNamespace": ns_name, "reason": None},
-        })  # fmt: skip
+        ctx.kube.patch(
+            DEVOPS_PROJECTS,
+            name,
+            {
+                "metadata": {
+                    "annotations": {SYNC_STATUS: "successful"},
+                    "resourceVersion": project["metadata"]["resourceVersion"],
+                },
+                "status": {"adminNamespace": ns_name, "reason": None},
+            },
+        )
 
 
 def fail(ctx: Context, project: Obj, reason: str) -> None:
     """Mark the project failed with ``reason`` and stop retrying it until it changes."""
-    ctx.kube.patch(DEVOPS_PROJECTS, project["metadata"]["name"], {
-        "metadata": {"annotations": {SYNC_STATUS: "failed"}}, "status": {"reason": reason}})  # fmt: skip
+    ctx.kube.patch(
+        DEVOPS_PROJECTS,
+        project["metadata"]["name"],
+        {"metadata": {"annotations": {SYNC_STATUS: "failed"}}, "status": {"reason": reason}},
+    )
     raise GiveUp(reason)
 
 

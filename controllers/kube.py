@@ -159,8 +159,9 @@ class Kube:
                 body=body,
                 auth_settings=["BearerToken"],
             )
-            response = self.api.call_api(m, url, header_params=headers, body=data, post_params=post,
-                                         _request_timeout=REQUEST_TIMEOUT)  # fmt: skip
+            response = self.api.call_api(
+                m, url, header_params=headers, body=data, post_params=post, _request_timeout=REQUEST_TIMEOUT
+            )
             response.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
             metrics.API_REQUESTS.labels(verb=verb, code="error").inc()
@@ -199,8 +200,11 @@ class Kube:
         items: list[Obj] = []
         cont = ""
         while True:
-            page = self._call("GET", kind.path(namespace=namespace), query=[*query, ("limit", "500"),
-                              *([("continue", cont)] if cont else [])])  # fmt: skip
+            page = self._call(
+                "GET",
+                kind.path(namespace=namespace),
+                query=[*query, ("limit", "500"), *([("continue", cont)] if cont else [])],
+            )
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", kind.api_version)
                 item.setdefault("kind", kind.kind)
@@ -229,8 +233,9 @@ class Kube:
     def delete(self, kind: Kind, name: str, *, namespace: str | None = None) -> bool:
         """Delete (background propagation); False if it was already gone."""
         try:
-            self._call("DELETE", kind.path(namespace=namespace, name=name),
-                       body={"propagationPolicy": "Background"})  # fmt: skip
+            self._call(
+                "DELETE", kind.path(namespace=namespace, name=name), body={"propagationPolicy": "Background"}
+            )
             return True
         except NotFound:
             return False

@@ -82,8 +82,12 @@ class LdapSync:
     def read(self, user: str) -> dict[str, list[str]] | None:
         def op(conn: ldap3.Connection) -> dict[str, list[str]] | None:
             flt = f"(uid={escape_filter_chars(user)})"
-            conn.search(user_dn(user, self.options.user_search_base), flt, search_scope=ldap3.BASE,
-                        attributes=[ldap3.ALL_ATTRIBUTES])  # fmt: skip
+            conn.search(
+                user_dn(user, self.options.user_search_base),
+                flt,
+                search_scope=ldap3.BASE,
+                attributes=[ldap3.ALL_ATTRIBUTES],
+            )
             if not conn.entries:
                 return None
             raw = conn.entries[0].entry_attributes_as_dict

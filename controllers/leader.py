@@ -48,9 +48,14 @@ class LeaderElector:
         if lease is None:
             body = {
                 "metadata": {"name": o.name, "namespace": o.namespace},
-                "spec": {"holderIdentity": o.identity, "leaseDurationSeconds": int(o.duration),
-                         "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
-            }  # fmt: skip
+                "spec": {
+                    "holderIdentity": o.identity,
+                    "leaseDurationSeconds": int(o.duration),
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": 0,
+                },
+            }
             return self.kube.write_lease(body, namespace=o.namespace, create=True)
         spec = lease.setdefault("spec", {})
         holder, renewed = spec.get("holderIdentity"), spec.get("renewTime")
@@ -61,9 +66,13 @@ class LeaderElector:
         if holder == o.identity:
             spec["renewTime"] = now
         elif not holder or expired:
-            spec.update(holderIdentity=o.identity, acquireTime=now, renewTime=now,
-                        leaseDurationSeconds=int(o.duration),
-                        leaseTransitions=int(spec.get("leaseTransitions") or 0) + 1)  # fmt: skip
+            spec.update(
+                holderIdentity=o.identity,
+                acquireTime=now,
+                renewTime=now,
+                leaseDurationSeconds=int(o.duration),
+                leaseTransitions=int(spec.get("leaseTransitions") or 0) + 1,
+            )
         else:
             return False
         return self.kube.write_lease(lease, namespace=o.namespace, create=False)

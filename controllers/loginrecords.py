@@ -56,8 +56,10 @@ def trim(ctx: Context, user: str) -> int:
     records = ctx.kube.list(LOGIN_RECORDS, labels=f"{users.USER_REF}={user}")
     auth = ctx.settings.authentication
     doomed = {r["metadata"]["name"] for r in excess(records, keep=auth.login_history_max_entries)}
-    doomed |= {r["metadata"]["name"] for r in expired(records, retention=auth.login_history_retention,
-                                                       now=dt.datetime.now(dt.UTC))}  # fmt: skip
+    doomed |= {
+        r["metadata"]["name"]
+        for r in expired(records, retention=auth.login_history_retention, now=dt.datetime.now(dt.UTC))
+    }
     for name in sorted(doomed):
         ctx.kube.delete(LOGIN_RECORDS, name)
     return len(doomed)

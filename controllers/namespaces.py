@@ -37,8 +37,11 @@ DEFAULT_ROLES = ("admin", "operator", "viewer")
 def owners_for(ns: Obj, workspace: Obj | None) -> list[Obj] | None:
     """The ownerReferences ``ns`` should have, or None when they are right already."""
     owners = list(ns["metadata"].get("ownerReferences") or [])
-    keep = [o for o in owners if o.get("kind") != WORKSPACES.kind or o.get("apiVersion", "").split("/")[0]
-            != WORKSPACES.group]  # fmt: skip
+    keep = [
+        o
+        for o in owners
+        if o.get("kind") != WORKSPACES.kind or o.get("apiVersion", "").split("/")[0] != WORKSPACES.group
+    ]
     want = [*keep]
     if workspace is not None:
         # A controller reference is exclusive: another controller owner loses that flag.
@@ -80,8 +83,10 @@ def sync_owner(ctx: Context, ns: Obj, *, workspace: Obj | bool | None = True) ->
 
 
 def _workspace_owned(ns: Obj, ws_name: str) -> bool:
-    return any(o.get("kind") == WORKSPACES.kind and o.get("name") == ws_name
-               for o in ns["metadata"].get("ownerReferences") or [])  # fmt: skip
+    return any(
+        o.get("kind") == WORKSPACES.kind and o.get("name") == ws_name
+        for o in ns["metadata"].get("ownerReferences") or []
+    )
 
 
 def reconcile(ctx: Context, name: str) -> None:
@@ -144,6 +149,12 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.update("", "v1", "namespaces", registry=registry, backoff=5)
     @metrics.instrument("namespace")
     def namespace_reconcile(name: str, **_: Any) -> None:
+        reconcile(ctx, name)
+
+    # kopf compares only spec, labels and annotations; this makes a hand-edited owner count as a change.
+    @kopf.on.update("", "v1", "namespaces", field="metadata.ownerReferences", registry=registry, backoff=5)
+    @metrics.instrument("namespace")
+    def namespace_owner_changed(name: str, **_: Any) -> None:
         reconcile(ctx, name)
 
     @kopf.on.delete("", "v1", "namespaces", registry=registry, backoff=5)

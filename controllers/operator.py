@@ -81,8 +81,10 @@ async def _run_kopf(ctx: Context, health: http.Health, stop: asyncio.Event) -> N
     async def mark_ready() -> None:
         await ready.wait()
         health.operator_ready = True
-        log.info("controllers running: user, loginrecord, workspacetemplate, workspace, namespace, "
-                 "globalrolebinding, devopsproject")  # fmt: skip
+        log.info(
+            "controllers running: user, loginrecord, workspacetemplate, workspace, namespace, "
+            "globalrolebinding, devopsproject"
+        )
 
     watcher = asyncio.create_task(mark_ready())
     sweeper = asyncio.create_task(loginrecords.sweep_forever(ctx))

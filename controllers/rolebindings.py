@@ -35,8 +35,10 @@ def reconcile(ctx: Context, name: str) -> None:
     binding = ctx.kube.get(GLOBAL_ROLE_BINDINGS, name)
     if binding is None or binding["metadata"].get("deletionTimestamp"):
         return
-    owner = owner_reference({**binding, "apiVersion": GLOBAL_ROLE_BINDINGS.api_version,
-                             "kind": GLOBAL_ROLE_BINDINGS.kind}, controller=False)  # fmt: skip
+    owner = owner_reference(
+        {**binding, "apiVersion": GLOBAL_ROLE_BINDINGS.api_version, "kind": GLOBAL_ROLE_BINDINGS.kind},
+        controller=False,
+    )
     for user in admin_users(binding):
         crb_name = f"{user}-cluster-admin"
         existing = ctx.kube.get(CLUSTER_ROLE_BINDINGS, crb_name)

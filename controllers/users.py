@@ -190,15 +190,24 @@ def record_login(ctx: Context, name: str, *, at: str) -> None:
         if verdict.state != status.get("state"):
             log.info("user %s: %s %s", name, verdict.state, verdict.reason)
     if patch:
-        ctx.kube.patch(USERS, name, {"metadata": {"resourceVersion": user["metadata"]["resourceVersion"]},
-                                     "status": patch})  # fmt: skip
+        ctx.kube.patch(
+            USERS,
+            name,
+            {"metadata": {"resourceVersion": user["metadata"]["resourceVersion"]}, "status": patch},
+        )
 
 
 def cleanup(ctx: Context, name: str) -> None:
     selector = f"{USER_REF}={name}"
     removed = 0
-    for kind in (GLOBAL_ROLE_BINDINGS, WORKSPACE_ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS,
-                 GROUP_BINDINGS, LOGIN_RECORDS):  # fmt: skip
+    for kind in (
+        GLOBAL_ROLE_BINDINGS,
+        WORKSPACE_ROLE_BINDINGS,
+        CLUSTER_ROLE_BINDINGS,
+        ROLE_BINDINGS,
+        GROUP_BINDINGS,
+        LOGIN_RECORDS,
+    ):
         removed += ctx.kube.delete_labelled(kind, selector)
     if ctx.ldap is not None:
         ctx.ldap.delete(name)
@@ -226,8 +235,9 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         cleanup(ctx, name)
 
     # Brings a rate-limited user back to Active once its window has passed.
-    @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, when=is_limited,
-                interval=max(1.0, min(30.0, window / 4)))  # fmt: skip
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, registry=registry, when=is_limited, interval=max(1.0, min(30.0, window / 4))
+    )
     @metrics.instrument("user-unblock")
     def user_unblock(name: str, **_: Any) -> None:
         reconcile(ctx, name)

@@ -32,10 +32,21 @@ def manager(
 ) -> Iterator[Manager]:
     """The controller manager under test, with LDAP sync on and leader election on its own Lease."""
     work = tmp_path_factory.mktemp("ks-cm")
-    config = write_config(work / "kubesphere.yaml", window=f"{int(WINDOW)}s", retention=f"{int(RETENTION)}s",
-                          max_entries=MAX_ENTRIES, ldap_host=slapd.host, manager_dn=slapd.manager_dn)  # fmt: skip
-    m = Manager(kubeconfig=platform_crds.kubeconfig, log=work / "manager.log", config=config,
-                lease=unique("ks-cm-test"), env={"KUBESPHERE_LDAP_PASSWORD": slapd.password})  # fmt: skip
+    config = write_config(
+        work / "kubesphere.yaml",
+        window=f"{int(WINDOW)}s",
+        retention=f"{int(RETENTION)}s",
+        max_entries=MAX_ENTRIES,
+        ldap_host=slapd.host,
+        manager_dn=slapd.manager_dn,
+    )
+    m = Manager(
+        kubeconfig=platform_crds.kubeconfig,
+        log=work / "manager.log",
+        config=config,
+        lease=unique("ks-cm-test"),
+        env={"KUBESPHERE_LDAP_PASSWORD": slapd.password},
+    )
     m.start()
     try:
         yield m

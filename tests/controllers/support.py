@@ -40,8 +40,15 @@ OUR_FINALIZERS = (
 )
 
 
-def write_config(path: Path, *, window: str = "20s", retention: str = "30s", max_entries: int = 12,
-                 ldap_host: str | None = None, manager_dn: str | None = None) -> Path:  # fmt: skip
+def write_config(
+    path: Path,
+    *,
+    window: str = "20s",
+    retention: str = "30s",
+    max_entries: int = 12,
+    ldap_host: str | None = None,
+    manager_dn: str | None = None,
+) -> Path:
     doc: dict[str, Any] = {
         "authentication": {
             "authenticateRateLimiterMaxTries": 10,
@@ -73,20 +80,38 @@ class Manager:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_ready: bool = True, timeout: float = 60) -> Manager:
-        cmd = [sys.executable, "-m", "controllers.cli", "--kubeconfig", str(self.kubeconfig),
-               "--listen", f"127.0.0.1:{self.port}", "--identity", self.identity]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "controllers.cli",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--identity",
+            self.identity,
+        ]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         if self.lease:
-            cmd += ["--lease-name", self.lease, "--lease-namespace", "default",
-                    "--lease-duration", "4", "--lease-renew", "1"]  # fmt: skip
+            cmd += [
+                "--lease-name",
+                self.lease,
+                "--lease-namespace",
+                "default",
+                "--lease-duration",
+                "4",
+                "--lease-renew",
+                "1",
+            ]
         else:
             cmd.append("--no-leader-election")
         with self.log.open("ab") as out:
             out.write(f"\n===== start {' '.join(cmd)}\n".encode())
             out.flush()
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                         env={**os.environ, **self.env})  # fmt: skip
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}
+            )
         if wait_ready:
             self.wait_ready(timeout=timeout)
         return self
@@ -158,17 +183,24 @@ def strip_finalizers(api: client.ApiClient, obj: dict[str, Any]) -> None:
         live = res.get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
         rest = [f for f in live["metadata"].get("finalizers") or [] if f not in OUR_FINALIZERS]
         if rest != (live["metadata"].get("finalizers") or []):
-            res.patch(name=meta["name"], namespace=meta.get("namespace"),
-                      body={"metadata": {"finalizers": rest}}, content_type="application/merge-patch+json")  # fmt: skip
+            res.patch(
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                body={"metadata": {"finalizers": rest}},
+                content_type="application/merge-patch+json",
+            )
 
 
 def strip_all_finalizers(api: client.ApiClient) -> None:
     """After a test manager stops: no object keeps a finalizer that nothing will remove."""
     dyn = dynamic.DynamicClient(api)
-    for api_version, kind in (("v1", "Namespace"), ("iam.kubesphere.io/v1alpha2", "User"),
-                              ("tenant.kubesphere.io/v1alpha2", "WorkspaceTemplate"),
-                              ("tenant.kubesphere.io/v1alpha1", "Workspace"),
-                              ("devops.kubesphere.io/v1alpha3", "DevOpsProject")):  # fmt: skip
+    for api_version, kind in (
+        ("v1", "Namespace"),
+        ("iam.kubesphere.io/v1alpha2", "User"),
+        ("tenant.kubesphere.io/v1alpha2", "WorkspaceTemplate"),
+        ("tenant.kubesphere.io/v1alpha1", "Workspace"),
+        ("devops.kubesphere.io/v1alpha3", "DevOpsProject"),
+    ):
         res = dyn.resources.get(api_version=api_version, kind=kind)
         for item in res.get().to_dict().get("items") or []:
             if set(item["metadata"].get("finalizers") or []) & set(OUR_FINALIZERS):
@@ -189,8 +221,16 @@ class Objects:
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         res = self.resource(body["apiVersion"], body["kind"])
         made = res.create(body=body, namespace=body["metadata"].get("namespace")).to_dict()
-        self.created.append({"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": {
-            "name": made["metadata"]["name"], "namespace": made["metadata"].get("namespace")}})  # fmt: skip
+        self.created.append(
+            {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "metadata": {
+                    "name": made["metadata"]["name"],
+                    "namespace": made["metadata"].get("namespace"),
+                },
+            }
+        )
         return dict(made)
 
     def get(
@@ -203,16 +243,21 @@ class Objects:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, *, labels: str | None = None,
-             namespace: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def list(
+        self, api_version: str, kind: str, *, labels: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         got = self.resource(api_version, kind).get(namespace=namespace, label_selector=labels)
         return list(got.to_dict().get("items") or [])
 
-    def patch(self, api_version: str, kind: str, name: str, body: dict[str, Any],
-              namespace: str | None = None) -> dict[str, Any]:  # fmt: skip
+    def patch(
+        self, api_version: str, kind: str, name: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         res = self.resource(api_version, kind)
-        return dict(res.patch(name=name, namespace=namespace, body=body,
-                              content_type="application/merge-patch+json").to_dict())  # fmt: skip
+        return dict(
+            res.patch(
+                name=name, namespace=namespace, body=body, content_type="application/merge-patch+json"
+            ).to_dict()
+        )
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
         with contextlib.suppress(client.ApiException):

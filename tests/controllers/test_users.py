@@ -23,8 +23,14 @@ PASSWORD = "P@88w0rdTest1"
 
 def new_user(objects: Objects, *, password: str = PASSWORD, **spec: Any) -> str:
     name = unique("u")
-    objects.create({"apiVersion": IAM, "kind": "User", "metadata": {"name": name},
-                    "spec": {"email": f"{name}@example.com", "password": password, **spec}})  # fmt: skip
+    objects.create(
+        {
+            "apiVersion": IAM,
+            "kind": "User",
+            "metadata": {"name": name},
+            "spec": {"email": f"{name}@example.com", "password": password, **spec},
+        }
+    )
     return name
 
 
@@ -39,12 +45,21 @@ def state(objects: Objects, name: str) -> str | None:
 
 
 def record(objects: Objects, name: str, *, success: bool) -> None:
-    objects.create({
-        "apiVersion": IAM, "kind": "LoginRecord",
-        "metadata": {"generateName": f"{name}-", "labels": {"iam.kubesphere.io/user-ref": name}},
-        "spec": {"type": "Token", "provider": "", "sourceIP": "127.0.0.1", "userAgent": "pytest",
-                 "success": success, "reason": "authenticated successfully" if success else "incorrect password"},
-    })  # fmt: skip
+    objects.create(
+        {
+            "apiVersion": IAM,
+            "kind": "LoginRecord",
+            "metadata": {"generateName": f"{name}-", "labels": {"iam.kubesphere.io/user-ref": name}},
+            "spec": {
+                "type": "Token",
+                "provider": "",
+                "sourceIP": "127.0.0.1",
+                "userAgent": "pytest",
+                "success": success,
+                "reason": "authenticated successfully" if success else "incorrect password",
+            },
+        }
+    )
 
 
 def records(objects: Objects, name: str) -> list[dict[str, Any]]:
@@ -64,8 +79,11 @@ def test_plain_password_becomes_bcrypt_and_user_active(manager: Manager, objects
     assert PASSWORD not in yaml.safe_dump(u), "the plain password survives somewhere on the object"
     assert PASSWORD not in manager.log.read_text(), "the plain password was logged"
 
-    cm = wait_for(lambda: objects.get("v1", "ConfigMap", f"kubeconfig-{name}", "kubesphere-controls-system"),
-                  timeout=20, what="kubeconfig ConfigMap")  # fmt: skip
+    cm = wait_for(
+        lambda: objects.get("v1", "ConfigMap", f"kubeconfig-{name}", "kubesphere-controls-system"),
+        timeout=20,
+        what="kubeconfig ConfigMap",
+    )
     assert cm["metadata"]["ownerReferences"][0]["uid"] == u["metadata"]["uid"]
     kubeconfig = yaml.safe_load(cm["data"]["config"])
     assert kubeconfig["current-context"] == f"{name}@local"
@@ -79,8 +97,11 @@ def test_changed_password_is_hashed_again(manager: Manager, objects: Objects) ->
     wait_for(lambda: state(objects, name) == "Active", timeout=30, what="Active")
     first = user(objects, name)["spec"]["password"]
     objects.patch(IAM, "User", name, {"spec": {"password": "N3wPassword"}})
-    wait_for(lambda: user(objects, name)["spec"]["password"] not in (first, "N3wPassword"), timeout=30,
-             what="the new password hashed")  # fmt: skip
+    wait_for(
+        lambda: user(objects, name)["spec"]["password"] not in (first, "N3wPassword"),
+        timeout=30,
+        what="the new password hashed",
+    )
     assert bcrypt.checkpw(b"N3wPassword", user(objects, name)["spec"]["password"].encode())
 
 
@@ -92,9 +113,15 @@ def test_weak_password_is_reported_not_retried(
     assert u["status"]["state"] == "Disabled"
     assert u["status"]["reason"].startswith("Invalid password: must be 8 to 64")
     assert u["spec"]["password"] == "weak", "a rejected password is not hashed"
-    events = wait_for(lambda: [e for e in objects.list("v1", "Event", namespace="default")
-                               if e["involvedObject"]["name"] == name and e["type"] == "Warning"],
-                      timeout=20, what="a Warning event")  # fmt: skip
+    events = wait_for(
+        lambda: [
+            e
+            for e in objects.list("v1", "Event", namespace="default")
+            if e["involvedObject"]["name"] == name and e["type"] == "Warning"
+        ],
+        timeout=20,
+        what="a Warning event",
+    )
     assert "password" in events[0]["message"]
     # Fixed by a person: the user becomes usable.
     objects.patch(IAM, "User", name, {"spec": {"password": PASSWORD}})
@@ -106,8 +133,11 @@ def test_failed_logins_limit_the_user_until_the_window_passes(manager: Manager, 
     wait_for(lambda: state(objects, name) == "Active", timeout=30, what="Active")
     for _ in range(9):
         record(objects, name, success=False)
-    wait_for(lambda: (user(objects, name).get("status") or {}).get("lastLoginTime"), timeout=20,
-             what="lastLoginTime")  # fmt: skip
+    wait_for(
+        lambda: (user(objects, name).get("status") or {}).get("lastLoginTime"),
+        timeout=20,
+        what="lastLoginTime",
+    )
     assert state(objects, name) == "Active", "nine failures are below the limit of ten"
     record(objects, name, success=False)
     wait_for(lambda: state(objects, name) == "AuthLimitExceeded", timeout=20, what="AuthLimitExceeded")
@@ -130,35 +160,65 @@ def test_login_history_keeps_the_newest_entries(manager: Manager, objects: Objec
     assert state(objects, name) == "Active"
 
 
-def test_deleting_a_user_removes_its_bindings_and_records(manager: Manager, objects: Objects,
-                                                          namespace: str) -> None:  # fmt: skip
+def test_deleting_a_user_removes_its_bindings_and_records(
+    manager: Manager, objects: Objects, namespace: str
+) -> None:
     name = new_user(objects)
     wait_for(lambda: state(objects, name) == "Active", timeout=30, what="Active")
     ref = {"iam.kubesphere.io/user-ref": name}
     subject = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]
     rbac = "rbac.authorization.k8s.io/v1"
     made = [
-        objects.create({"apiVersion": IAM, "kind": "GlobalRoleBinding",
-                        "metadata": {"name": f"{name}-platform-regular", "labels": ref},
-                        "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-regular"},
-                        "subjects": subject}),
-        objects.create({"apiVersion": IAM, "kind": "WorkspaceRoleBinding",
-                        "metadata": {"name": f"{name}-ws-viewer", "labels": ref},
-                        "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "WorkspaceRole", "name": "ws-viewer"},
-                        "subjects": subject}),
-        objects.create({"apiVersion": rbac, "kind": "RoleBinding",
-                        "metadata": {"name": f"{name}-viewer", "namespace": namespace, "labels": ref},
-                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
-                        "subjects": subject}),
-        objects.create({"apiVersion": rbac, "kind": "ClusterRoleBinding",
-                        "metadata": {"name": f"{name}-view", "labels": ref},
-                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
-                        "subjects": subject}),
-        objects.create({"apiVersion": IAM, "kind": "GroupBinding",
-                        "metadata": {"name": f"g1-{name}", "labels": ref},
-                        "groupRef": {"apiGroup": "iam.kubesphere.io", "kind": "Group", "name": "g1"},
-                        "users": [name]}),
-    ]  # fmt: skip
+        objects.create(
+            {
+                "apiVersion": IAM,
+                "kind": "GlobalRoleBinding",
+                "metadata": {"name": f"{name}-platform-regular", "labels": ref},
+                "roleRef": {
+                    "apiGroup": "iam.kubesphere.io",
+                    "kind": "GlobalRole",
+                    "name": "platform-regular",
+                },
+                "subjects": subject,
+            }
+        ),
+        objects.create(
+            {
+                "apiVersion": IAM,
+                "kind": "WorkspaceRoleBinding",
+                "metadata": {"name": f"{name}-ws-viewer", "labels": ref},
+                "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "WorkspaceRole", "name": "ws-viewer"},
+                "subjects": subject,
+            }
+        ),
+        objects.create(
+            {
+                "apiVersion": rbac,
+                "kind": "RoleBinding",
+                "metadata": {"name": f"{name}-viewer", "namespace": namespace, "labels": ref},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
+                "subjects": subject,
+            }
+        ),
+        objects.create(
+            {
+                "apiVersion": rbac,
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{name}-view", "labels": ref},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": subject,
+            }
+        ),
+        objects.create(
+            {
+                "apiVersion": IAM,
+                "kind": "GroupBinding",
+                "metadata": {"name": f"g1-{name}", "labels": ref},
+                "groupRef": {"apiGroup": "iam.kubesphere.io", "kind": "Group", "name": "g1"},
+                "users": [name],
+            }
+        ),
+    ]
     record(objects, name, success=True)
     record(objects, name, success=False)
     wait_for(lambda: len(records(objects, name)) == 2, timeout=10, what="two records")
@@ -171,8 +231,9 @@ def test_deleting_a_user_removes_its_bindings_and_records(manager: Manager, obje
 
 
 def _ldap_entry(slapd: Slapd, name: str) -> dict[str, Any] | None:
-    with ldap3.Connection(ldap3.Server("127.0.0.1", port=slapd.port), slapd.manager_dn, slapd.password,
-                          auto_bind=True) as conn:  # fmt: skip
+    with ldap3.Connection(
+        ldap3.Server("127.0.0.1", port=slapd.port), slapd.manager_dn, slapd.password, auto_bind=True
+    ) as conn:
         conn.search(f"ou=Users,{slapd.base_dn}", f"(uid={name})", attributes=["mail", "cn", "userPassword"])
         return dict(conn.entries[0].entry_attributes_as_dict) if conn.entries else None
 
@@ -192,8 +253,11 @@ def test_ldap_entry_follows_the_user(manager: Manager, objects: Objects, slapd: 
         assert conn.bind(), f"simple bind as the user with its password: {conn.result}"
 
     objects.patch(IAM, "User", name, {"spec": {"email": f"changed-{name}@example.com"}})
-    wait_for(lambda: (_ldap_entry(slapd, name) or {}).get("mail") == [f"changed-{name}@example.com"],
-             timeout=30, what="LDAP mail updated")  # fmt: skip
+    wait_for(
+        lambda: (_ldap_entry(slapd, name) or {}).get("mail") == [f"changed-{name}@example.com"],
+        timeout=30,
+        what="LDAP mail updated",
+    )
     objects.delete(IAM, "User", name)
     wait_for(lambda: _ldap_entry(slapd, name) is None, timeout=30, what="LDAP entry deleted")
 
@@ -201,14 +265,26 @@ def test_ldap_entry_follows_the_user(manager: Manager, objects: Objects, slapd: 
 def test_platform_admin_gets_cluster_admin(manager: Manager, objects: Objects) -> None:
     name = new_user(objects)
     grb = unique("grb")
-    objects.create({"apiVersion": IAM, "kind": "GlobalRoleBinding", "metadata": {"name": grb},
-                    "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
-                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]})  # fmt: skip
+    objects.create(
+        {
+            "apiVersion": IAM,
+            "kind": "GlobalRoleBinding",
+            "metadata": {"name": grb},
+            "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
+        }
+    )
     rbac = "rbac.authorization.k8s.io/v1"
-    crb = wait_for(lambda: objects.get(rbac, "ClusterRoleBinding", f"{name}-cluster-admin"), timeout=30,
-                   what="ClusterRoleBinding")  # fmt: skip
+    crb = wait_for(
+        lambda: objects.get(rbac, "ClusterRoleBinding", f"{name}-cluster-admin"),
+        timeout=30,
+        what="ClusterRoleBinding",
+    )
     assert crb["roleRef"]["name"] == "cluster-admin"
     assert crb["subjects"][0]["name"] == name
     objects.delete(IAM, "GlobalRoleBinding", grb)
-    wait_for(lambda: objects.get(rbac, "ClusterRoleBinding", f"{name}-cluster-admin") is None, timeout=60,
-             what="ClusterRoleBinding removed with its GlobalRoleBinding")  # fmt: skip
+    wait_for(
+        lambda: objects.get(rbac, "ClusterRoleBinding", f"{name}-cluster-admin") is None,
+        timeout=60,
+        what="ClusterRoleBinding removed with its GlobalRoleBinding",
+    )
