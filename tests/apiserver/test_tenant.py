@@ -1,0 +1,179 @@
+"""/kapis/tenant.kubesphere.io/v1alpha2: which workspaces and namespaces each user sees, and the writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.apiserver.conftest import ApiServer
+from tests.apiserver.kapis_support import IAM, TENANT, TENANT_GV, World, call
+from tests.conftest import Cluster
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def world(platform_crds: Cluster, apiserver: ApiServer) -> Iterator[World]:
+    w = World(platform_crds, apiserver)
+    n = w.names
+    try:
+        n["ws1"], n["ws2"] = w.workspace("tws1"), w.workspace("tws2")
+        n["ns1a"], n["ns1b"] = w.namespace("tns1a", n["ws1"]), w.namespace("tns1b", n["ws1"])
+        n["ns2"], n["nsx"] = w.namespace("tns2", n["ws2"]), w.namespace("tnsx", None)
+        w.user("admin", globalrole="platform-admin")
+        for key in ("wsadmin", "wsviewer", "wsregular", "projadmin", "outsider"):
+            w.user(key)
+        w.workspace_member(w.users["wsadmin"], n["ws1"], "admin")
+        w.workspace_member(w.users["wsviewer"], n["ws1"], "viewer")
+        w.workspace_member(w.users["wsregular"], n["ws1"], "regular")
+        w.namespace_member(w.users["wsregular"], n["ns1a"], "viewer")
+        w.namespace_member(w.users["projadmin"], n["ns1b"], "admin")
+        w.until("wsregular", "GET", f"/api/v1/namespaces/{n['ns1a']}/pods", 200)
+        w.until("projadmin", "GET", f"/api/v1/namespaces/{n['ns1b']}/pods", 200)
+        w.until("wsviewer", "GET", f"{TENANT}/workspaces/{n['ws1']}", 200)
+        yield w
+    finally:
+        w.close()
+
+
+def names(resp: Any) -> set[str]:
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["totalItems"] == len(body["items"])
+    return {o["metadata"]["name"] for o in body["items"]}
+
+
+def get(world: World, who: str, path: str, **kw: Any) -> Any:
+    return call(world.server, "GET", path, token=world.tokens.get(who), **kw)
+
+
+def test_workspaces_each_user_sees(world: World) -> None:
+    n = world.names
+    ours = {n["ws1"], n["ws2"]}
+    assert ours <= names(get(world, "admin", f"{TENANT}/workspaces"))
+    for who in ("wsadmin", "wsviewer", "wsregular"):
+        assert names(get(world, who, f"{TENANT}/workspaces")) == {n["ws1"]}, who
+    assert get(world, "outsider", f"{TENANT}/workspaces").json() == {"items": [], "totalItems": 0}
+    assert get(world, "projadmin", f"{TENANT}/workspaces").json() == {"items": [], "totalItems": 0}
+    assert get(world, "wsadmin", f"{TENANT}/workspaces/{n['ws1']}").json()["metadata"]["name"] == n["ws1"]
+    denied = get(world, "wsadmin", f"{TENANT}/workspaces/{n['ws2']}")
+    assert denied.status_code == 403 and denied.json()["kind"] == "Status"
+    assert get(world, "outsider", f"{TENANT}/workspaces/{n['ws1']}").status_code == 403
+    assert get(world, "admin", f"{TENANT}/workspaces/nothing-{world.tag}").status_code == 404
+
+
+def test_namespaces_each_user_sees(world: World) -> None:
+    n = world.names
+    in_ws1 = f"{TENANT}/workspaces/{n['ws1']}/namespaces"
+    assert names(get(world, "admin", in_ws1)) == {n["ns1a"], n["ns1b"]}
+    assert names(get(world, "wsadmin", in_ws1)) == {n["ns1a"], n["ns1b"]}
+    assert names(get(world, "wsviewer", in_ws1)) == {n["ns1a"], n["ns1b"]}
+    assert names(get(world, "wsregular", in_ws1)) == {n["ns1a"]}
+    assert names(get(world, "projadmin", in_ws1)) == {n["ns1b"]}
+    assert names(get(world, "outsider", in_ws1)) == set()
+    everything = names(get(world, "admin", f"{TENANT}/namespaces"))
+    assert {n["ns1a"], n["ns2"], n["nsx"], "kube-system"} <= everything
+    assert names(get(world, "wsregular", f"{TENANT}/namespaces")) == {n["ns1a"]}
+    assert names(get(world, "wsadmin", f"{TENANT}/namespaces")) == set()
+    # One namespace: it must belong to the workspace in the URL, and be the caller's to see.
+    assert get(world, "admin", f"{TENANT}/workspaces/{n['ws2']}/namespaces/{n['ns1a']}").status_code == 404
+    assert get(world, "admin", f"{TENANT}/workspaces/{n['ws1']}/namespaces/{n['nsx']}").status_code == 404
+    assert get(world, "wsregular", f"{in_ws1}/{n['ns1a']}").status_code == 200
+    assert get(world, "wsregular", f"{in_ws1}/{n['ns1b']}").status_code == 403
+    assert get(world, "outsider", f"{in_ws1}/{n['ns1a']}").status_code == 403
+
+
+def test_list_paging_sorting_and_filters(world: World) -> None:
+    n = world.names
+    path = f"{TENANT}/workspaces"
+    params = {"name": world.tag, "sortBy": "name", "ascending": "true"}
+    assert [w["metadata"]["name"] for w in get(world, "admin", path, params=params).json()["items"]] == [
+        n["ws1"],
+        n["ws2"],
+    ]
+    page2 = get(world, "admin", path, params={**params, "limit": "1", "page": "2"}).json()
+    assert (page2["totalItems"], [w["metadata"]["name"] for w in page2["items"]]) == (2, [n["ws2"]])
+    newest_first = get(world, "admin", path, params={"names": f"{n['ws1']},{n['ws2']}"}).json()["items"]
+    stamps = [w["metadata"]["creationTimestamp"] for w in newest_first]
+    assert stamps == sorted(stamps, reverse=True)
+    assert get(world, "admin", path, params={"nosuchfilter": "x"}).json() == {"items": [], "totalItems": 0}
+
+
+def test_create_namespace_in_a_workspace(world: World) -> None:
+    n = world.names
+    ns = world.name("tcreated")
+    path = f"{TENANT}/workspaces/{n['ws1']}/namespaces"
+
+    def remove() -> None:
+        try:
+            world.core.delete_namespace(ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    world.cleanup.append(remove)
+    body = {"metadata": {"name": ns, "labels": {"kubesphere.io/workspace": n["ws2"]}}}
+    assert call(world.server, "POST", path, token=world.tokens["wsviewer"], json=body).status_code == 403
+    resp = call(world.server, "POST", path, token=world.tokens["wsregular"], json=body)
+    assert resp.status_code == 200, resp.text
+    made = world.core.read_namespace(ns)
+    assert made.metadata.labels["kubesphere.io/workspace"] == n["ws1"]
+    assert made.metadata.annotations["kubesphere.io/creator"] == world.users["wsregular"]
+    world.until("admin", "GET", f"{path}/{ns}", 200)
+    # A patch cannot move it to another workspace.
+    patch = {"metadata": {"labels": {"kubesphere.io/workspace": n["ws2"], "team": "a"}}}
+    resp = call(world.server, "PATCH", f"{path}/{ns}", token=world.tokens["admin"], json=patch)
+    assert resp.status_code == 200, resp.text
+    assert world.core.read_namespace(ns).metadata.labels["kubesphere.io/workspace"] == n["ws1"]
+    assert call(world.server, "DELETE", f"{path}/{ns}", token=world.tokens["admin"]).json() == {
+        "message": "success"
+    }
+
+
+def test_workspace_lifecycle(world: World) -> None:
+    """Reference case 1 (the apiserver side): create, read back, roles listed, delete."""
+    ws = world.name("tlife")
+    token = world.tokens["admin"]
+    world.cleanup.append(lambda: _delete_template(world, ws))
+    body = {
+        "apiVersion": "tenant.kubesphere.io/v1alpha2",
+        "kind": "WorkspaceTemplate",
+        "metadata": {"name": ws},
+        "spec": {"template": {"spec": {}}},
+    }
+    resp = call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["spec"]["template"]["spec"]["manager"] == world.users["admin"]
+    world.until("admin", "GET", f"{TENANT}/workspaces/{ws}", 200, timeout=30)
+    roles = call(world.server, "GET", f"{IAM}/workspaceroles", token=token).json()
+    assert roles["totalItems"] > 0
+    bad = call(
+        world.server,
+        "DELETE",
+        f"{TENANT}/workspaces/{ws}",
+        token=token,
+        params={"propagationPolicy": "Sometimes"},
+    )
+    assert bad.status_code == 400
+    resp = call(world.server, "DELETE", f"{TENANT}/workspaces/{ws}", token=token)
+    assert resp.json() == {"message": "success"}
+    wait_for(
+        lambda: call(world.server, "GET", f"{TENANT}/workspaces/{ws}", token=token).status_code == 404,
+        timeout=30,
+        what="the workspace gone",
+    )
+
+
+def _delete_template(world: World, name: str) -> None:
+    try:
+        world.custom.delete_cluster_custom_object(*TENANT_GV, "workspacetemplates", name)
+        world.custom.patch_cluster_custom_object(
+            *TENANT_GV, "workspacetemplates", name, {"metadata": {"finalizers": None}}
+        )
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
