@@ -49,7 +49,8 @@ def admin(world: World, method: str, path: str, **kw: Any) -> Any:
 
 
 def stored_user(world: World, name: str) -> dict[str, Any]:
-    return dict(world.custom.get_cluster_custom_object(*IAM_GV, "users", name))
+    obj: dict[str, Any] = world.custom.get_cluster_custom_object(*IAM_GV, "users", name)
+    return obj
 
 
 def new_user(name: str, *, password: str = PASSWORD, role: str | None = "platform-regular") -> dict[str, Any]:
@@ -324,12 +325,11 @@ def test_workspace_members(world: World) -> None:
     path = f"{IAM}/workspaces/{ws}/workspacemembers"
     resp = admin(world, "POST", path, json=[{"username": member, "roleRef": f"{ws}-viewer"}])
     assert resp.status_code == 200, resp.text
-    world.cleanup.append(
-        lambda: [
-            delete_object(world.custom, "workspacerolebindings", f"{member}-{ws}-{r}")
-            for r in ("viewer", "admin")
-        ]
-    )
+    for role in ("viewer", "admin"):
+        binding_name = f"{member}-{ws}-{role}"
+        world.cleanup.append(
+            lambda name=binding_name: delete_object(world.custom, "workspacerolebindings", name)
+        )
     binding = world.custom.get_cluster_custom_object(
         *IAM_GV, "workspacerolebindings", f"{member}-{ws}-viewer"
     )
