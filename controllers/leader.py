@@ -20,7 +20,7 @@ from typing import Any
 
 from controllers import metrics
 from controllers.errors import ControllerError
-from controllers.kube import Kube, now_rfc3339
+from controllers.kube import Kube
 from controllers.settings import LeaderElection
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class LeaderElector:
         try:
             lease = self.kube.read_lease(o.name, o.namespace)
             if lease and (lease.get("spec") or {}).get("holderIdentity") == o.identity:
-                lease["spec"].update(holderIdentity=None, leaseDurationSeconds=1, renewTime=now_rfc3339())
+                lease["spec"].update(holderIdentity=None, leaseDurationSeconds=1, renewTime=_micro_now())
                 self.kube.write_lease(lease, namespace=o.namespace, create=False)
                 log.info("released lease %s/%s", o.namespace, o.name)
         except ControllerError as exc:
