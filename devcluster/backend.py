@@ -187,7 +187,7 @@ def up(api: client.ApiClient, kubeconfig: Path, base: Path, *, timeout: float = 
     jsonpath = "{.data.initAdminPassword}"
     get_pw = f"kubectl -n {SYSTEM_NS} get secret kubesphere-secret -o jsonpath='{jsonpath}' | base64 -d"
     return [
-        f"ks-apiserver:          {APISERVER_URL}  (OpenAPI page: {APISERVER_URL}/swagger-ui)",
+        f"ks-apiserver:          {APISERVER_URL}  (OpenAPI page: {APISERVER_URL}/docs)",
         f"  {login}",
         f"  user admin, password: {get_pw}",
         f"ks-controller-manager: http://{CONTROLLER_LISTEN}/metrics",
