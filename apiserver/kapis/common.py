@@ -79,9 +79,9 @@ async def object_body(request: web.Request, *, kind: str) -> dict[str, Any]:
         raise APIError(400, "metadata must be an object")
     for key in ("labels", "annotations"):
         value = meta.get(key)
-        if value is not None and (
-            not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
-        ):
+        if value is None:
+            meta.pop(key, None)
+        elif not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise APIError(400, f"metadata.{key} must map strings to strings")
     return body
 

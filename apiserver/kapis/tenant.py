@@ -32,6 +32,10 @@ routes = Routes(PREFIX, "Tenant")
 WS = "/workspaces/{workspace}"
 DELETE_PARAMS = (Param("propagationPolicy", "Orphan, Background or Foreground"),)
 PROPAGATION = ("Orphan", "Background", "Foreground")
+ANY_PATCH = {
+    "description": "A JSON patch (array) or a JSON merge patch (object)",
+    "oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}],
+}
 
 
 def sees_all_workspaces(request: web.Request) -> bool:
@@ -131,7 +135,7 @@ async def _patch(request: web.Request, res: kube.Resource, name: str) -> dict[st
     return result
 
 
-@routes.add("PATCH", WS, summary="Patch a workspace (JSON patch, or merge patch)", body=OBJECT)
+@routes.add("PATCH", WS, summary="Patch a workspace (JSON patch, or merge patch)", body=ANY_PATCH)
 async def patch_workspace(request: web.Request) -> web.Response:
     name, _ = _template(request)
     return common.ok(await _patch(request, kube.WORKSPACETEMPLATES, name))
@@ -219,10 +223,10 @@ async def patch_namespace(request: web.Request) -> web.Response:
     patch = await common.json_body(request)
     if not isinstance(patch, dict) or not isinstance(patch.setdefault("metadata", {}), dict):
         raise APIError(400, "the body must be a JSON merge patch (an object)")
-    labels = patch["metadata"].get("labels")
-    if labels is not None:
+    if "labels" in patch["metadata"]:
+        labels = patch["metadata"]["labels"]
         if not isinstance(labels, dict):
-            raise APIError(400, "metadata.labels must be an object")
+            raise APIError(400, "metadata.labels must be an object (the workspace label stays)")
         labels[common.WORKSPACE_LABEL] = ws
     patch["metadata"].pop("name", None)
     return common.ok(await common.ctx(request).kube.patch(kube.NAMESPACES, name, patch))

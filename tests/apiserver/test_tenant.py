@@ -132,6 +132,26 @@ def test_create_namespace_in_a_workspace(world: World) -> None:
     assert call(world.server, "DELETE", f"{path}/{ns}", token=world.tokens["admin"]).json() == {
         "message": "success"
     }
+    # A creator named by the client is kept (the console names the user it acts for).
+    named = world.name("tnamed")
+    world.cleanup.append(lambda: world.core.delete_namespace(named))
+    body = {"metadata": {"name": named, "annotations": {"kubesphere.io/creator": "bob"}}}
+    assert call(world.server, "POST", path, token=world.tokens["admin"], json=body).status_code == 200
+    made = world.core.read_namespace(named).metadata
+    assert (made.annotations["kubesphere.io/creator"], made.labels["kubesphere.io/workspace"]) == (
+        "bob",
+        n["ws1"],
+    )
+    world.until("admin", "GET", f"{path}/{named}", 200)
+    # Labels cannot be dropped wholesale either.
+    resp = call(
+        world.server,
+        "PATCH",
+        f"{path}/{named}",
+        token=world.tokens["admin"],
+        json={"metadata": {"labels": None}},
+    )
+    assert resp.status_code == 400
 
 
 def test_workspace_lifecycle(world: World) -> None:
