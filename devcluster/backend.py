@@ -36,7 +36,8 @@ from devcluster.services import RedisServer, Slapd, free_port, stop_pidfile
 from devcluster.settings import REPO_ROOT
 
 SYSTEM_NS = "kubesphere-system"
-APISERVER_URL = "http://127.0.0.1:9090"
+#: Where ks-apiserver listens out of cluster (as KubeSphere's does) and the controller manager's metrics.
+APISERVER_BIND = "127.0.0.1:9090"
 CONTROLLER_LISTEN = "127.0.0.1:8080"
 
 
@@ -140,7 +141,7 @@ def _wait_http(name: str, url: str, pid: int, log: Path, timeout: float) -> None
     raise RuntimeError(f"{name} was not ready at {url} within {timeout:.0f}s; log: {log}\n{tail(log, 30)}")
 
 
-def _admin_login(api: client.ApiClient, timeout: float) -> str:
+def _admin_login(api: client.ApiClient, url: str, timeout: float) -> str:
     """Log in as admin with the generated password; the controller must have hashed it first."""
     password = _secret(client.CoreV1Api(api), "kubesphere-secret", "initAdminPassword")
     form = urllib.parse.urlencode(
@@ -156,7 +157,7 @@ def _admin_login(api: client.ApiClient, timeout: float) -> str:
     last = ""
     while time.monotonic() < deadline:
         request = urllib.request.Request(
-            f"{APISERVER_URL}/oauth/token",
+            f"{url}/oauth/token",
             data=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
@@ -173,24 +174,33 @@ def _admin_login(api: client.ApiClient, timeout: float) -> str:
     raise RuntimeError(f"admin could not log in within {timeout:.0f}s: {last}")
 
 
-def up(api: client.ApiClient, kubeconfig: Path, base: Path, *, timeout: float = 120) -> list[str]:
-    """Start both backends; return lines for the summary."""
+def up(
+    api: client.ApiClient,
+    kubeconfig: Path,
+    base: Path,
+    *,
+    timeout: float = 120,
+    apiserver_bind: str = APISERVER_BIND,
+    controller_listen: str = CONTROLLER_LISTEN,
+) -> list[str]:
+    """Start both backends, wait until admin can log in; return lines for the summary."""
     paths = Paths(base)
     env = prepare(api, paths)
+    url = f"http://{apiserver_bind}"
     common = ["--config", str(paths.config), "--kubeconfig", str(kubeconfig)]
-    cm_pid = _start("ks-controller-manager", [*common, "--listen", CONTROLLER_LISTEN], env, paths)
-    api_pid = _start("ks-apiserver", [*common, "--bind", APISERVER_URL.removeprefix("http://")], env, paths)
-    _wait_http("ks-controller-manager", f"http://{CONTROLLER_LISTEN}/readyz", cm_pid,
+    cm_pid = _start("ks-controller-manager", [*common, "--listen", controller_listen], env, paths)
+    api_pid = _start("ks-apiserver", [*common, "--bind", apiserver_bind], env, paths)
+    _wait_http("ks-controller-manager", f"http://{controller_listen}/readyz", cm_pid,
                paths.log("ks-controller-manager"), timeout)  # fmt: skip
-    _wait_http("ks-apiserver", f"{APISERVER_URL}/readyz", api_pid, paths.log("ks-apiserver"), timeout)
-    login = _admin_login(api, timeout)
+    _wait_http("ks-apiserver", f"{url}/readyz", api_pid, paths.log("ks-apiserver"), timeout)
+    login = _admin_login(api, url, timeout)
     jsonpath = "{.data.initAdminPassword}"
     get_pw = f"kubectl -n {SYSTEM_NS} get secret kubesphere-secret -o jsonpath='{jsonpath}' | base64 -d"
     return [
-        f"ks-apiserver:          {APISERVER_URL}  (OpenAPI page: {APISERVER_URL}/docs)",
+        f"ks-apiserver:          {url}  (OpenAPI page: {url}/docs)",
         f"  {login}",
         f"  user admin, password: {get_pw}",
-        f"ks-controller-manager: http://{CONTROLLER_LISTEN}/metrics",
+        f"ks-controller-manager: http://{controller_listen}/metrics",
         f"backend logs:          {paths.log('ks-apiserver')}, {paths.log('ks-controller-manager')}",
     ]
 

@@ -7,6 +7,7 @@ the operator. Runs in kubesphere-system, and removes everything at the end.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -20,7 +21,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from devcluster import kube
+from devcluster import backend, kube
+from devcluster.services import free_port
 from tests.conftest import Cluster
 from tests.helpers import kubectl, wait_for
 from tests.installer.conftest import Operator, component, condition
@@ -109,6 +111,34 @@ def test_sample_installs_and_enabled_workloads_are_available(cluster: Cluster, p
     assert available(cluster, "StatefulSet", "prometheus-k8s", "kubesphere-monitoring-system")
     assert "devops" not in status["components"]
     assert "Welcome to KubeSphere!" in platform.log()
+
+
+def test_backend_logs_admin_in_with_the_generated_password(
+    cluster: Cluster, platform: Operator, tmp_path: Path
+) -> None:
+    """make up's backend step: the core role's admin User, hashed by ks-controller-manager, logs in."""
+    wait_ready(cluster)
+    bind = f"127.0.0.1:{free_port()}"
+    try:
+        lines = backend.up(
+            cluster.api, cluster.kubeconfig, tmp_path, apiserver_bind=bind,
+            controller_listen=f"127.0.0.1:{free_port()}", timeout=180,
+        )  # fmt: skip
+        assert any("admin logged in" in line for line in lines)
+        admin = client.CustomObjectsApi(cluster.api).get_cluster_custom_object(
+            "iam.kubesphere.io", "v1alpha2", "users", "admin"
+        )
+        assert admin["status"]["state"] == "Active"
+        assert admin["spec"]["password"].startswith("$2")
+        config = (tmp_path / "backend" / "kubesphere.yaml").read_text()
+        secret = client.CoreV1Api(cluster.api).read_namespaced_secret("kubesphere-secret", NS).data
+        assert all(base64.b64decode(value).decode() not in config for value in secret.values())
+    finally:
+        backend.down(tmp_path)
+        for name in ("ks-apiserver", "ks-controller-manager"):
+            log = tmp_path / "logs" / f"{name}.log"
+            if log.exists():
+                sys.stderr.write(f"\n---- {name} log (tail) ----\n{log.read_text()[-3000:]}\n")
 
 
 def test_documented_patch_enables_devops_and_its_dependencies(cluster: Cluster, platform: Operator) -> None:
