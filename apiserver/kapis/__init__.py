@@ -12,13 +12,14 @@ import json
 from aiohttp import web
 
 from apiserver import openapi
-from apiserver.kapis import config, iam, members, resources, roles, tenant, version
+from apiserver.kapis import config, groups, iam, members, resources, roles, tenant, version
 
 #: Every route group; the document lists exactly these (plus /oauth).
 ALL = (
     iam.routes,
     roles.routes,
     members.routes,
+    groups.routes,
     tenant.routes,
     resources.routes,
     config.routes,

@@ -385,3 +385,44 @@ def test_namespace_members(world: World) -> None:
     ] == [(member, "viewer")]
     assert admin(world, "DELETE", f"{path}/{member}").json() == {"message": "success"}
     world.until("regular", "GET", f"/api/v1/namespaces/{ns}/pods", 403)
+
+
+def test_workspace_groups_and_bindings(world: World) -> None:
+    ws = world.names["ws"]
+    path = f"{IAM}/workspaces/{ws}/groups"
+    no_name = admin(world, "POST", path, json={"metadata": {}})
+    assert no_name.status_code == 422
+    resp = admin(
+        world,
+        "POST",
+        path,
+        json={"metadata": {"generateName": "devs", "labels": {"kubesphere.io/workspace": "x"}}},
+    )
+    assert resp.status_code == 200, resp.text
+    group = resp.json()["metadata"]["name"]
+    world.cleanup.append(lambda: delete_object(world.custom, "groups", group))
+    assert group.startswith("devs") and resp.json()["metadata"]["labels"]["kubesphere.io/workspace"] == ws
+    world.until("admin", "GET", f"{path}/{group}", 200)
+    assert admin(world, "POST", path, json={"metadata": {"generateName": "devs"}}).status_code == 409
+    member = world.users["other"]
+    bindings = f"{IAM}/workspaces/{ws}/groupbindings"
+    assert admin(world, "POST", bindings, json=[{"userName": member, "groupName": "nope"}]).status_code == 404
+    resp = admin(world, "POST", bindings, json=[{"userName": member, "groupName": group}])
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["items"][0]
+    world.cleanup.append(lambda: delete_object(world.custom, "groupbindings", made["metadata"]["name"]))
+    assert made["users"] == [member] and made["groupRef"]["name"] == group
+    assert made["metadata"]["labels"] == {
+        "iam.kubesphere.io/user-ref": member,
+        "iam.kubesphere.io/group-ref": group,
+        "kubesphere.io/workspace": ws,
+    }
+    wait_for(
+        lambda: admin(world, "GET", bindings).json()["totalItems"] == 1, timeout=20, what="the binding listed"
+    )
+    # A user with no role in the workspace sees none of it.
+    assert call(world.server, "GET", path, token=world.tokens["regular"]).status_code == 403
+    assert admin(world, "DELETE", f"{path}/{group}").json() == {"message": "success"}
+    wait_for(
+        lambda: admin(world, "GET", bindings).json()["totalItems"] == 0, timeout=20, what="the binding gone"
+    )
