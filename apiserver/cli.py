@@ -84,6 +84,7 @@ def build(ctx: Context, *, sync_timeout: float) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Listen at once (liveness); /readyz and every API call wait for the first sync.
         await ctx.caches.start()
+        await ctx.tokens.store.start()
         reporter = asyncio.create_task(report_sync())
         yield
         reporter.cancel()

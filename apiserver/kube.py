@@ -297,14 +297,18 @@ class KubeClient:
     async def create(
         self, res: Resource, obj: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("POST", res.path(namespace=namespace), body=obj)
+        body = {"apiVersion": res.api_version, "kind": res.kind, **obj}  # both may be left out
+        result: dict[str, Any] = await self.request("POST", res.path(namespace=namespace), body=body)
         return result
 
     async def replace(
         self, res: Resource, obj: dict[str, Any], *, namespace: str | None = None
     ) -> dict[str, Any]:
         name = obj["metadata"]["name"]
-        result: dict[str, Any] = await self.request("PUT", res.path(namespace=namespace, name=name), body=obj)
+        body = {"apiVersion": res.api_version, "kind": res.kind, **obj}
+        result: dict[str, Any] = await self.request(
+            "PUT", res.path(namespace=namespace, name=name), body=body
+        )
         return result
 
     async def patch(

@@ -11,6 +11,9 @@ The in-memory store is for a single process and only used when configured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fnmatch
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -19,6 +22,8 @@ from typing import Any, Protocol
 import jwt
 
 from apiserver.config import Authentication, Cache
+
+log = logging.getLogger(__name__)
 
 ACCESS_TOKEN = "access_token"
 REFRESH_TOKEN = "refresh_token"
@@ -34,6 +39,7 @@ class StoreUnavailable(Exception):
 
 
 class TokenStore(Protocol):
+    async def start(self) -> None: ...
     async def set(self, key: str, value: str, ttl: float) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def delete_matching(self, pattern: str) -> int: ...
@@ -64,8 +70,6 @@ class MemoryStore:
         return 1 if self.items.pop(key, None) is not None else 0
 
     async def delete_matching(self, pattern: str) -> int:
-        import fnmatch
-
         keys = [k for k in self.items if fnmatch.fnmatchcase(k, pattern)]
         for k in keys:
             del self.items[k]
@@ -74,14 +78,26 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
+    async def start(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.items.clear()
 
 
 class RedisStore:
-    """Redis (``cache.type: redis``), shared by every replica."""
+    """Redis (``cache.type: redis``), shared by every replica.
 
-    def __init__(self, cache: Cache) -> None:
+    Each process also remembers, for a few seconds, keys it has seen exist, so
+    a burst of requests with one token costs one round trip.  Revocations are
+    published on ``INVALIDATIONS`` and every replica drops the matching keys at
+    once; while that subscription is down (or was down since a key was
+    remembered) nothing is answered from memory.
+    """
+
+    INVALIDATIONS = "kubesphere:token:invalidations"
+
+    def __init__(self, cache: Cache, *, remember: float = 5.0, size: int = 100_000) -> None:
         import redis.asyncio as redis
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
@@ -98,6 +114,12 @@ class RedisStore:
             health_check_interval=30,
             max_connections=256,
         )
+        self._remember = remember
+        self._size = size
+        self._seen: dict[str, float] = {}
+        self._generation = 0  # bumped by every invalidation, so a racing lookup is not remembered
+        self._listening = False
+        self._task: asyncio.Task[None] | None = None
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         import redis
@@ -107,18 +129,74 @@ class RedisStore:
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"token cache: {exc}") from exc
 
+    async def start(self) -> None:
+        if self._task is None and self._remember > 0:
+            self._task = asyncio.create_task(self._listen(), name="token invalidations")
+
+    async def _listen(self) -> None:
+        import redis
+
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self.INVALIDATIONS)
+                async for message in pubsub.listen():
+                    if message.get("type") == "subscribe":
+                        self._forget("*")
+                        self._listening = True
+                    elif message.get("type") == "message":
+                        self._forget(message["data"].decode())
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("token invalidation channel lost (%s); checking Redis on every request", exc)
+            finally:
+                self._listening = False
+                self._forget("*")
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(1)
+
+    def _forget(self, pattern: str) -> None:
+        self._generation += 1
+        if pattern == "*":
+            self._seen.clear()
+        elif any(c in pattern for c in "*?["):
+            for key in [k for k in self._seen if fnmatch.fnmatchcase(k, pattern)]:
+                del self._seen[key]
+        else:
+            self._seen.pop(pattern, None)
+
     async def set(self, key: str, value: str, ttl: float) -> None:
         await self._call(self._redis.set, key, value, px=max(1, int(ttl * 1000)))
 
     async def exists(self, key: str) -> bool:
-        return bool(await self._call(self._redis.exists, key))
+        now = time.monotonic()
+        if self._listening and self._seen.get(key, 0.0) > now:
+            return True
+        generation = self._generation
+        found = bool(await self._call(self._redis.exists, key))
+        if found and self._listening and generation == self._generation:
+            if len(self._seen) >= self._size:
+                self._seen.clear()
+            self._seen[key] = now + self._remember
+        return found
+
+    async def _publish(self, pattern: str) -> None:
+        self._forget(pattern)
+        await self._call(self._redis.publish, self.INVALIDATIONS, pattern)
 
     async def delete(self, key: str) -> int:
-        return int(await self._call(self._redis.delete, key))
+        deleted = int(await self._call(self._redis.delete, key))
+        await self._publish(key)
+        return deleted
 
     async def delete_matching(self, pattern: str) -> int:
-        keys = [k async for k in self._redis.scan_iter(match=pattern, count=500)]
-        return int(await self._call(self._redis.delete, *keys)) if keys else 0
+        async def scan() -> list[Any]:
+            return [k async for k in self._redis.scan_iter(match=pattern, count=500)]
+
+        keys = await self._call(scan)
+        deleted = int(await self._call(self._redis.delete, *keys)) if keys else 0
+        await self._publish(pattern)
+        return deleted
 
     async def ping(self) -> bool:
         try:
@@ -127,6 +205,11 @@ class RedisStore:
             return False
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         await self._redis.aclose()
 
 

@@ -167,10 +167,17 @@ def test_logout_on_one_replica_revokes_on_the_other(
     other.wait_user_cached(name, PASSWORD)
     token = apiserver.login(name, PASSWORD)
     assert other.get("/oauth/userinfo", token=token).status_code == 200
+    for _ in range(20):  # both replicas now remember the token as valid for a few seconds
+        assert apiserver.get("/oauth/userinfo", token=token).status_code == 200
+        assert other.get("/oauth/userinfo", token=token).status_code == 200
     resp = other.get("/oauth/logout", token=token)
     assert (resp.status_code, resp.json()) == (200, {"message": "success"})
-    refused = apiserver.get("/oauth/userinfo", token=token)
-    assert refused.status_code == 401
+    assert other.get("/oauth/userinfo", token=token).status_code == 401
+    # The other replica hears of it through Redis pub/sub, within milliseconds.
+    [refused] = wait_for(
+        lambda: [r] if (r := apiserver.get("/oauth/userinfo", token=token)).status_code == 401 else None,
+        timeout=2, interval=0.01, what="the revocation to reach the other replica",
+    )  # fmt: skip
     assert refused.json()["message"] == "Unauthorized: token not found in cache"
 
 
