@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import kopf
 from prometheus_client import Counter, Gauge, Histogram
 
+from controllers.errors import Conflict, NotFound, RetryLater
+
 log = logging.getLogger(__name__)
 
 RECONCILES = Counter(
@@ -29,15 +31,20 @@ RECONCILE_SECONDS = Histogram(
 )
 API_REQUESTS = Counter("ks_controller_api_requests_total", "Kubernetes API requests.", ["verb", "code"])
 LEADER = Gauge("ks_controller_leader", "1 while this replica holds the leader lease and acts.")
+CONFLICTS = Counter(
+    "ks_controller_conflicts_retried_total", "Reconciles re-run at once after a 409 conflict.", ["controller"]
+)
 PASSWORDS_HASHED = Counter("ks_controller_passwords_hashed_total", "Plain-text passwords replaced by bcrypt.")
 
 F = TypeVar("F", bound=Callable[..., Any])
+CONFLICT_ATTEMPTS = 3
 
 
 def instrument(controller: str) -> Callable[[F], F]:
     """Count and time a (synchronous) handler; errors pass through to kopf unchanged.
 
-    A handler that gives up also posts a Warning Event ``SyncFailed`` on its object.
+    A 409 conflict re-runs the handler at once (up to three runs in all); a handler that gives
+    up also posts a Warning Event ``SyncFailed`` on its object.
     """
 
     def wrap(fn: F) -> F:
@@ -46,7 +53,19 @@ def instrument(controller: str) -> Callable[[F], F]:
             started = time.perf_counter()
             result = "error"
             try:
-                value = fn(*args, **kwargs)
+                # Every reconcile starts from a fresh read, so a conflict is retried here at once,
+                # a few times, before kopf's slower retry takes over.
+                for attempt in range(CONFLICT_ATTEMPTS):
+                    try:
+                        value = fn(*args, **kwargs)
+                        break
+                    except Conflict:
+                        if attempt == CONFLICT_ATTEMPTS - 1:
+                            raise
+                        CONFLICTS.labels(controller=controller).inc()
+                    except NotFound as exc:
+                        # Usually the object went away mid-reconcile; kopf drops the retry if so.
+                        raise RetryLater(str(exc), delay=2.0) from exc
                 result = "ok"
                 return value
             except kopf.PermanentError as exc:
