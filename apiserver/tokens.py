@@ -241,6 +241,7 @@ class TokenIssuer:
         self.store = store
         self._secret = options.jwt_secret.encode()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._decoded: dict[str, Claims] = {}
 
     @property
     def access_lifetime(self) -> float:
@@ -295,39 +296,57 @@ class TokenIssuer:
             body["expires_in"] = int(self.access_lifetime)
         return body
 
-    async def verify(self, token: str) -> Claims:
-        try:
-            raw = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                leeway=0,
-                options={"verify_iat": False, "verify_aud": False, "verify_iss": False, "require": ["iat"]},
+    def _decode(self, token: str) -> Claims:
+        """Signature, expiry and issue time; a signature already checked is remembered by token."""
+        claims = self._decoded.get(token)
+        now = time.time()
+        if claims is None:
+            try:
+                raw = jwt.decode(
+                    token,
+                    self._secret,
+                    algorithms=["HS256"],
+                    leeway=0,
+                    options={
+                        "verify_iat": False,
+                        "verify_aud": False,
+                        "verify_iss": False,
+                        "require": ["iat"],
+                    },
+                )
+            except jwt.ExpiredSignatureError as exc:
+                raise TokenError("token is expired") from exc
+            except jwt.PyJWTError as exc:
+                raise TokenError(f"invalid token: {exc}") from exc
+            username = str(raw.get("username") or raw.get("sub") or "")
+            if not username:
+                raise TokenError("invalid token: no username")
+            exp = raw.get("exp")
+            extra = raw.get("extra") if isinstance(raw.get("extra"), dict) else {}
+            claims = Claims(
+                username=username,
+                token_type=str(raw.get("token_type") or ""),
+                issued_at=float(raw.get("iat") or 0),
+                expires_at=float(exp) if exp is not None else None,
+                extra={str(k): [str(x) for x in v] for k, v in (extra or {}).items() if isinstance(v, list)},
+                raw=raw,
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("token is expired") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenError(f"invalid token: {exc}") from exc
-        username = str(raw.get("username") or raw.get("sub") or "")
-        issued = float(raw.get("iat") or 0)
-        if not username:
-            raise TokenError("invalid token: no username")
-        if issued > time.time() + self.options.maximum_clock_skew:
+            if len(self._decoded) >= 10_000:
+                self._decoded.clear()
+            self._decoded[token] = claims
+        if claims.expires_at is not None and claims.expires_at <= now:
+            self._decoded.pop(token, None)
+            raise TokenError("token is expired")
+        if claims.issued_at > now + self.options.maximum_clock_skew:
             raise TokenError("token used before issued")
-        token_type = str(raw.get("token_type") or "")
-        cached = token_type == STATIC_TOKEN or self.access_lifetime <= 0
-        if not cached and not await self.store.exists(_key(username, token)):
+        return claims
+
+    async def verify(self, token: str) -> Claims:
+        claims = self._decode(token)
+        cached = claims.token_type == STATIC_TOKEN or self.access_lifetime <= 0
+        if not cached and not await self.store.exists(_key(claims.username, token)):
             raise TokenError("token not found in cache")
-        exp = raw.get("exp")
-        extra = raw.get("extra") if isinstance(raw.get("extra"), dict) else {}
-        return Claims(
-            username=username,
-            token_type=token_type,
-            issued_at=issued,
-            expires_at=float(exp) if exp is not None else None,
-            extra={str(k): [str(x) for x in v] for k, v in (extra or {}).items() if isinstance(v, list)},
-            raw=raw,
-        )
+        return claims
 
     async def revoke(self, token: str) -> None:
         """Revoke one token (the username comes from the token itself; the signature is not needed)."""

@@ -77,6 +77,19 @@ def rss_mib(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (robust to other load on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu_ms(pid: int, target: Target, path: str, *, calls: int) -> float:
+    before = cpu_seconds(pid)
+    for _ in range(calls):
+        await target.call(path)
+    return round((cpu_seconds(pid) - before) / calls * 1000, 3)
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
@@ -222,6 +235,10 @@ async def scenario(
                     "p50_ratio": round(lst["proxied"]["p50_ms"] / lst["direct"]["p50_ms"], 2),
                 },
                 "samples": args.samples,
+                "server_cpu_ms_per_request": {
+                    "get_proxied": await server_cpu_ms(pid, proxied, get_path, calls=args.samples),
+                    "list_proxied": await server_cpu_ms(pid, proxied, list_path, calls=args.samples),
+                },
                 "throughput_16_clients_rps": {
                     "get_direct": await throughput(direct, get_path),
                     "get_proxied": await throughput(proxied, get_path),
@@ -261,8 +278,9 @@ async def scenario(
             ):  # fmt: skip
                 ks = await compare({"proxied": proxied}, path, samples=args.list_samples)
                 base = await compare({"direct": direct}, baseline, samples=args.list_samples)
+                cpu = await server_cpu_ms(pid, proxied, path, calls=50)
                 cached[name] = {"kapis": ks["proxied"], "kube_apiserver_paged_list": base["direct"],
-                                "path": path.split("?")[0]}  # fmt: skip
+                                "path": path.split("?")[0], "server_cpu_ms_per_request": cpu}  # fmt: skip
             result["cached_list_limit_10"] = cached
             result["rss_mib_after_scale"] = rss_mib(pid)
     finally:
