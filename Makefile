@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
 .PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
-        test-unit test-cluster lint bench-cluster clean bench-controllers
+        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -83,3 +83,6 @@ bench-installer: setup ## operator benchmark (no-op reconcile, toggle latency, p
 
 bench-controllers: setup ## controller-manager benchmark (1,000 users vs bcrypt floor, 500 namespaces, RSS)
 	$(PY) -m bench.controllers
+
+bench-apiserver: setup ## ks-apiserver benchmark (proxy vs direct, cached lists at 10,000 users / 5,000 namespaces, RSS)
+	$(PY) -m bench.apiserver
