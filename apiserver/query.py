@@ -18,6 +18,7 @@ The result is ``{"items": [...], "totalItems": N}``, N counted before paging.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,12 +132,12 @@ class Query:
 
 def _meta(obj: Obj) -> Mapping[str, Any]:
     meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _owners(obj: Obj) -> list[Mapping[str, Any]]:
     refs = _meta(obj).get("ownerReferences")
-    return [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
+    return [r for r in refs if isinstance(r, dict)] if isinstance(refs, list) else []
 
 
 DEFAULT_FILTERS: dict[str, Filter] = {
@@ -152,11 +153,15 @@ DEFAULT_FILTERS: dict[str, Filter] = {
 }
 
 
-def _sort_key(sort_by: str) -> Callable[[Obj], tuple[str, str]]:
-    if sort_by == "name":
-        return lambda o: (str(_meta(o).get("name") or ""), str(_meta(o).get("namespace") or ""))
-    # creationTimestamp (and anything else): RFC 3339 in UTC sorts as text; ties by name.
-    return lambda o: (str(_meta(o).get("creationTimestamp") or ""), str(_meta(o).get("name") or ""))
+def _by_name(obj: Obj) -> tuple[str, str]:
+    meta = _meta(obj)
+    return str(meta.get("name") or ""), str(meta.get("namespace") or "")
+
+
+def _by_creation(obj: Obj) -> tuple[str, str]:
+    # RFC 3339 in UTC sorts as text; ties by name.
+    meta = _meta(obj)
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
 
 
 def run(
@@ -173,13 +178,22 @@ def run(
     if query.label_selector:
         selector = query.label_selector
         checks.append((lambda o, v: selector_matches(v, _meta(o).get("labels")), selector))
-    kept = [o for o in items if all(check(o, value) for check, value in checks)]
-    kept.sort(key=_sort_key(query.sort_by), reverse=not query.ascending)
+    kept = [o for o in items if all(check(o, value) for check, value in checks)] if checks else list(items)
+    order: Callable[[Obj], tuple[str, str]] = _by_name if query.sort_by == "name" else _by_creation
     total = len(kept)
-    if query.limit > 0:
-        start = (query.page - 1) * query.limit
-        kept = kept[start : start + query.limit]
-    return kept, total
+    if query.limit <= 0:
+        kept.sort(key=order, reverse=not query.ascending)
+        return kept, total
+    start = (query.page - 1) * query.limit
+    end = start + query.limit
+    if end < total // 4:
+        # A page near the front: select it rather than sort everything (same order as a stable sort).
+        head = (
+            heapq.nsmallest(end, kept, key=order) if query.ascending else heapq.nlargest(end, kept, key=order)
+        )
+        return head[start:end], total
+    kept.sort(key=order, reverse=not query.ascending)
+    return kept[start:end], total
 
 
 def page(

@@ -66,6 +66,48 @@ class Decision:
     deferred: bool = False
 
 
+class SubjectIndex:
+    """Cluster-wide bindings by subject, rebuilt when their informer has moved on.
+
+    GlobalRoleBindings and ClusterRoleBindings are consulted on every request;
+    scanning thousands per request would cost milliseconds, so they are looked
+    up by (kind, name) of the subject.  The index is stamped with the
+    informer's resourceVersion and size; a store without a version is scanned.
+    """
+
+    def __init__(self) -> None:
+        self._stamp: tuple[str, int] | None = None
+        self._by_subject: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def bindings(self, informer: Any, user: UserInfo) -> list[dict[str, Any]]:
+        version = str(getattr(informer, "resource_version", "") or "")
+        if not version:
+            return [b for b in informer.list() if binding_applies(user, b)]
+        stamp = (version, len(informer))
+        if stamp != self._stamp:
+            self._rebuild(informer.list())
+            self._stamp = stamp
+        keys = [("User", user.name), *(("Group", g) for g in user.groups), ("ServiceAccount", user.name)]
+        found: dict[int, dict[str, Any]] = {}
+        for key in keys:
+            for binding in self._by_subject.get(key, ()):
+                found.setdefault(id(binding), binding)
+        return list(found.values())
+
+    def _rebuild(self, bindings: Iterable[dict[str, Any]]) -> None:
+        index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for binding in bindings:
+            namespace = str((binding.get("metadata") or {}).get("namespace") or "")
+            for subject in binding.get("subjects") or []:
+                if not isinstance(subject, dict):
+                    continue
+                kind, name = str(subject.get("kind") or ""), str(subject.get("name") or "")
+                if kind == "ServiceAccount":
+                    name = f"system:serviceaccount:{subject.get('namespace') or namespace}:{name}"
+                index.setdefault((kind, name), []).append(binding)
+        self._by_subject = index
+
+
 def path_allowed(path: str) -> bool:
     for pattern in ALWAYS_ALLOWED:
         if pattern.endswith("*") and path.startswith(pattern[:-1]):
@@ -81,6 +123,8 @@ class Authorizer:
     def __init__(self, caches: CacheReader, *, mode: str = "RBAC") -> None:
         self.caches = caches
         self.mode = mode
+        self._global = SubjectIndex()
+        self._cluster = SubjectIndex()
 
     def authorize(self, user: UserInfo, info: RequestInfo) -> Decision:
         if path_allowed(info.path):
@@ -163,15 +207,14 @@ class Authorizer:
 
     def _rule_sets(self, user: UserInfo, info: RequestInfo) -> Iterator[tuple[str, list[Any], bool]]:
         """(description, rules, is-the-authenticated-role) for each binding that names the user."""
-        for binding in self.caches[kube.GLOBALROLEBINDINGS].list():
-            if binding_applies(user, binding):
-                ref = binding.get("roleRef") or {}
-                role = self.caches[kube.GLOBALROLES].get(str(ref.get("name") or ""))
-                yield (
-                    _describe("GlobalRoleBinding", binding),
-                    _rules(role),
-                    role is not None and role["metadata"]["name"] == AUTHENTICATED_ROLE,
-                )
+        for binding in self._global.bindings(self.caches[kube.GLOBALROLEBINDINGS], user):
+            ref = binding.get("roleRef") or {}
+            role = self.caches[kube.GLOBALROLES].get(str(ref.get("name") or ""))
+            yield (
+                _describe("GlobalRoleBinding", binding),
+                _rules(role),
+                role is not None and role["metadata"]["name"] == AUTHENTICATED_ROLE,
+            )
         scope = info.resource_scope
         if scope == GLOBAL_SCOPE:
             return
@@ -187,11 +230,10 @@ class Authorizer:
             yield from self._workspace_rules(user, workspace)
         if scope in (NAMESPACE_SCOPE, DEVOPS_SCOPE) and namespace:
             yield from self._namespace_rules(user, namespace)
-        for binding in self.caches[kube.CLUSTERROLEBINDINGS].list():
-            if binding_applies(user, binding):
-                ref = binding.get("roleRef") or {}
-                role = self.caches[kube.CLUSTERROLES].get(str(ref.get("name") or ""))
-                yield _describe("ClusterRoleBinding", binding), _rules(role), False
+        for binding in self._cluster.bindings(self.caches[kube.CLUSTERROLEBINDINGS], user):
+            ref = binding.get("roleRef") or {}
+            role = self.caches[kube.CLUSTERROLES].get(str(ref.get("name") or ""))
+            yield _describe("ClusterRoleBinding", binding), _rules(role), False
 
     def _workspace_rules(self, user: UserInfo, workspace: str) -> Iterator[tuple[str, list[Any], bool]]:
         for binding in self.caches[kube.WORKSPACEROLEBINDINGS].list(labels={WORKSPACE_LABEL: workspace}):

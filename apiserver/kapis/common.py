@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -126,8 +126,12 @@ def listing(
     items: Sequence[Mapping[str, Any]],
     *,
     filters: Mapping[str, query.Filter] | None = None,
+    present: Callable[[Mapping[str, Any]], Any] | None = None,
 ) -> web.Response:
-    return web.json_response(query.page(items, query.Query.parse(request.query), filters=filters))
+    """The KubeSphere list body; ``present`` shapes only the objects on the page (no copies of the rest)."""
+    page, total = query.run(items, query.Query.parse(request.query), filters=filters)
+    shown = [present(o) for o in page] if present is not None else list(page)
+    return web.json_response({"items": shown, "totalItems": total})
 
 
 def deny(request: web.Request, *, verb: str, resource: str, api_group: str, name: str = "") -> APIError:

@@ -128,8 +128,10 @@ def _filters(request: web.Request) -> dict[str, Any]:
 
 @routes.add("GET", "/users", summary="List users", query=LIST_PARAMS + USER_FILTERS, response=LIST)
 async def list_users(request: web.Request) -> web.Response:
-    users = [present(request, u) for u in common.ctx(request).caches[kube.USERS].list()]
-    return common.listing(request, users, filters=_filters(request))
+    users = common.ctx(request).caches[kube.USERS].list()
+    return common.listing(
+        request, users, filters=_filters(request), present=lambda u: present(request, dict(u))
+    )
 
 
 @routes.add("GET", "/users/{user}", summary="Get a user")

@@ -109,3 +109,18 @@ def test_selector_syntax() -> None:
     for bad in ("a=1,", "!a=1", "a in (", "=x"):
         with pytest.raises(SelectorError):
             parse_selector(bad)
+
+
+def test_front_pages_equal_slices_of_the_full_sort() -> None:
+    """Small pages are selected, not sorted: the result must be the same slice, ties included."""
+    many = [obj(f"n{i % 37:02d}-{i}", f"2026-01-01T00:00:{i % 7:02d}Z", ns=f"ns{i % 3}") for i in range(400)]
+    for extra in ({}, {"sortBy": "name"}, {"ascending": "true"}, {"sortBy": "name", "ascending": "true"}):
+        everything = page(many, Query.parse(extra))["items"]
+        for limit, number in ((5, 1), (7, 3), (10, 9), (50, 2)):
+            got = page(many, Query.parse({**extra, "limit": str(limit), "page": str(number)}))
+            start = (number - 1) * limit
+            assert got == {"items": everything[start : start + limit], "totalItems": 400}, (
+                extra,
+                limit,
+                number,
+            )

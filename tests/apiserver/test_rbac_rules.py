@@ -389,3 +389,46 @@ def test_forbidden_message_reads_like_kubernetes(caches: FakeCaches) -> None:
 )
 def test_kubernetes_rule_matching(rule: dict[str, Any], method: str, path: str, expected: bool) -> None:
     assert rule_allows(resolve(method, path, {}), rule) is expected
+
+
+class VersionedStore(Store):
+    """A store that, like an informer, carries a resourceVersion that moves with every change."""
+
+    resource_version = "1"
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+
+def test_subject_index_follows_the_informer(caches: FakeCaches) -> None:
+    versioned = VersionedStore()
+    versioned.objects = caches[kube.CLUSTERROLEBINDINGS].objects
+    caches.stores[kube.CLUSTERROLEBINDINGS] = versioned
+    caches.add(
+        kube.CLUSTERROLES,
+        {
+            "metadata": {"name": "nodes"},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+        },
+    )
+    authz = Authorizer(caches)
+    nodes = resolve("GET", "/api/v1/nodes", {})
+    sa = UserInfo(name="system:serviceaccount:kube-system:robot", groups=(AUTHENTICATED_GROUP,))
+    assert not authz.authorize(user("n"), nodes).allowed
+    caches.add(kube.CLUSTERROLEBINDINGS, binding("ClusterRoleBinding", "n", "ClusterRole", "nodes", "n"))
+    versioned.resource_version = "2"
+    assert authz.authorize(user("n"), nodes).allowed
+    caches.add(
+        kube.CLUSTERROLEBINDINGS,
+        {
+            "metadata": {"name": "robot"},
+            "roleRef": {"kind": "ClusterRole", "name": "nodes"},
+            "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "kube-system"}],
+        },
+    )
+    versioned.resource_version = "3"
+    assert authz.authorize(sa, nodes).allowed
+    assert not authz.authorize(user("robot"), nodes).allowed
+    del versioned.objects[("", "n")]
+    versioned.resource_version = "4"
+    assert not authz.authorize(user("n"), nodes).allowed
