@@ -79,6 +79,10 @@ async def error_guard(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def request_info(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Authorization reads the path as written; a dot segment would let the proxied
+    # call reach something other than what was authorized.
+    if any(segment in (".", "..") for segment in request.path.split("/")):
+        raise APIError(400, f"invalid path {request.path!r}: dot segments are not allowed", as_status=True)
     request[INFO_KEY] = requestinfo.resolve(request.method, request.path, request.query)
     return await handler(request)
 

@@ -144,3 +144,14 @@ def test_gateway_routes_and_an_unreachable_backend(
     assert down.json()["reason"] == "BadGateway" and down.json()["kind"] == "Status"
     # Gateway routes are authorized like everything else.
     assert gw.get("/kapis/echo.kubesphere.io/v1/things").status_code == 403
+
+
+def test_dot_segments_are_refused_before_authorization(apiserver: ApiServer, namespace: str) -> None:
+    for path in (
+        f"/oauth/../api/v1/namespaces/{namespace}",
+        f"/api/v1/namespaces/{namespace}/%2e%2e/kube-system",
+    ):
+        req = requests.Request("GET", apiserver.url + "/x").prepare()
+        req.url = apiserver.url + path  # as written, not normalised by the client
+        resp = requests.Session().send(req, timeout=30)
+        assert resp.status_code == 400 and resp.json()["reason"] == "BadRequest", (path, resp.text)
