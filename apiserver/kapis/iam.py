@@ -7,10 +7,11 @@
 * ``spec.password`` is never output.  On create it must be 8-64 characters
   with a lower-case letter, an upper-case letter and a digit (or a bcrypt
   hash), else 422; it is stored as sent and the user controller hashes it.
-* An update keeps the password.  Changing the global role, ``status.state``
-  (Active/Disabled only) or ``spec.groups`` needs ``update users`` (a user
-  may update their own profile, but not promote, re-enable or regroup
-  themselves).
+* An update keeps the password.  Changing the global role or ``status.state``
+  (Active/Disabled only) needs ``update users``; without it (a user editing
+  themselves) only the profile changes: ``spec.email``, ``lang``,
+  ``description``, ``displayName`` and two display annotations -- never
+  groups, labels or other annotations.
 * A password change checks ``currentPassword`` unless the caller may
   ``update users/password``.
 """
@@ -58,6 +59,31 @@ def invalid_password(name: str, why: str, *, field: str = "spec.password") -> AP
     return APIError(
         422, f'User.iam.kubesphere.io "{name}" is invalid: {field}: Invalid value: "<hidden>": {why}'
     )
+
+
+#: What a user may change about themselves without ``update users``.
+SELF_SERVICE_SPEC = ("email", "lang", "description", "displayName")
+SELF_SERVICE_ANNOTATIONS = ("kubesphere.io/alias-name", "kubesphere.io/description")
+
+
+def _self_service_meta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    meta = common.thawed(old)
+    annotations = meta.setdefault("annotations", {})
+    for key in SELF_SERVICE_ANNOTATIONS:
+        if key in (new.get("annotations") or {}):
+            annotations[key] = new["annotations"][key]
+    if "resourceVersion" in new:
+        meta["resourceVersion"] = new["resourceVersion"]
+    return meta
+
+
+def _check_email(request: web.Request, name: str, email: object) -> None:
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+        raise APIError(422, f'User.iam.kubesphere.io "{name}" is invalid: spec.email: Invalid value: '
+                            f"{email!r}: invalid email address")  # fmt: skip
+    for other in common.ctx(request).caches[kube.USERS].list():
+        if (other.get("spec") or {}).get("email") == email and other["metadata"]["name"] != name:
+            raise APIError(409, f"user email: {email} already exists")
 
 
 def global_role_of(request: web.Request, user: str) -> str:
@@ -152,15 +178,7 @@ async def create_user(request: web.Request) -> web.Response:
     spec = body.get("spec")
     if not isinstance(spec, dict):
         raise APIError(422, f'User.iam.kubesphere.io "{name}" is invalid: spec: Required value')
-    email = spec.get("email")
-    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
-        raise APIError(
-            422,
-            f'User.iam.kubesphere.io "{name}" is invalid: spec.email: Invalid value: '
-            f"{email!r}: invalid email address",
-        )
-    if any((u.get("spec") or {}).get("email") == email for u in ctx.caches[kube.USERS].list()):
-        raise APIError(409, f"user email: {email} already exists")
+    _check_email(request, name, spec.get("email"))
     if "password" in spec and (why := password_problem(spec["password"])):
         raise invalid_password(name, why)
     role = body["metadata"].get("annotations", {}).pop(GLOBALROLE_ANNOTATION, "")
@@ -189,13 +207,16 @@ async def update_user(request: web.Request) -> web.Response:
         raise not_found("globalrole.iam.kubesphere.io", str(role))
     spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     old_spec = old.get("spec") or {}
+    if not manager:
+        # Self-service: the profile fields only; labels, annotations, groups and the rest stay.
+        body["metadata"] = _self_service_meta(old["metadata"], body["metadata"])
+        spec = {**common.thawed(old_spec), **{k: spec[k] for k in SELF_SERVICE_SPEC if k in spec}}
     spec.pop("password", None)
     if "password" in old_spec:
         spec["password"] = old_spec["password"]
-    if not manager:
-        spec.pop("groups", None)
-        if "groups" in old_spec:
-            spec["groups"] = old_spec["groups"]
+    email = spec.get("email")
+    if email != old_spec.get("email"):
+        _check_email(request, name, email)
     body["spec"] = spec
     status = common.thawed(old.get("status") or {})
     wanted = (body.get("status") or {}).get("state") if isinstance(body.get("status"), dict) else None

@@ -172,8 +172,16 @@ def test_regular_user_on_themselves_and_others(world: World) -> None:
     regroup = json.loads(json.dumps(body))
     regroup["metadata"].pop("resourceVersion")
     regroup["spec"]["groups"] = ["system:masters"]
+    regroup["metadata"].setdefault("labels", {})["iam.kubesphere.io/identify-provider"] = "ldap"
+    regroup["metadata"]["annotations"]["kubesphere.io/alias-name"] = "Me Myself"
     assert call(world.server, "PUT", f"{IAM}/users/{me}", token=token, json=regroup).status_code == 200
-    assert not stored_user(world, me)["spec"].get("groups")
+    stored = stored_user(world, me)
+    assert not stored["spec"].get("groups")
+    assert "iam.kubesphere.io/identify-provider" not in (stored["metadata"].get("labels") or {})
+    assert stored["metadata"]["annotations"]["kubesphere.io/alias-name"] == "Me Myself"
+    taken = json.loads(json.dumps(regroup))
+    taken["spec"]["email"] = f"{other}@example.com"
+    assert call(world.server, "PUT", f"{IAM}/users/{me}", token=token, json=taken).status_code == 409
     assert (
         world.custom.list_cluster_custom_object(
             *IAM_GV, "globalrolebindings", label_selector=f"iam.kubesphere.io/user-ref={me}"
