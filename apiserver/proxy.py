@@ -2,7 +2,7 @@
 
 Kubernetes API calls arrive here already authenticated and authorized by
 KubeSphere's own rules; they go on with the server's credentials (the
-caller's ``Authorization`` and any ``Impersonate-*`` headers are dropped), and
+caller's ``Authorization``, ``Impersonate-*`` and ``X-Remote-*`` headers are dropped), and
 the answer streams back as it arrives, so watches work.
 
 Gateway routes send a path prefix to a component's backend (DevOps API,
@@ -39,6 +39,8 @@ HOP_BY_HOP = frozenset(
         "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
     )
 )  # fmt: skip
+#: Headers that would change who kube-apiserver thinks is calling: never sent with our credentials.
+IDENTITY = ("impersonate-", "x-remote-")
 #: Answers up to this size are read whole and sent with a Content-Length; larger ones stream.
 BUFFER_LIMIT = 1 << 20
 
@@ -86,7 +88,7 @@ def _forward_headers(request: web.Request, *, keep_auth: bool) -> CIMultiDict[st
     for key, value in request.headers.items():
         lower = key.lower()
         if lower in HOP_BY_HOP or (
-            not keep_auth and (lower == "authorization" or lower.startswith("impersonate-"))
+            not keep_auth and (lower == "authorization" or lower.startswith(IDENTITY))
         ):
             continue
         headers.add(key, value)
