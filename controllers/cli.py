@@ -34,7 +34,10 @@ def _listen(value: str) -> tuple[str, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ks-controller-manager", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="ks-controller-manager",
+        description="Run the controllers that keep the platform's custom resources true.",
+    )
     p.add_argument("--config", type=Path, help="kubesphere.yaml (default: none; installer defaults, no LDAP)")
     p.add_argument(
         "--kubeconfig",
@@ -71,7 +74,12 @@ def parser() -> argparse.ArgumentParser:
         help="API server written into users' kubeconfig ConfigMaps",
     )
     p.add_argument("--workers", type=int, default=Settings.workers, help="handler threads (default 8)")
-    p.add_argument("--log-level", default=os.environ.get("KS_LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=os.environ.get("KS_LOG_LEVEL", "INFO").upper(),
+    )
     return p
 
 
@@ -124,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    level = args.log_level.upper()
-    logging.getLogger("kopf").setLevel(logging.WARNING if level == "INFO" else level)
+    # kopf's DEBUG lines print whole objects (a User's plain-text password among them): never below INFO.
+    level = logging.getLevelName(args.log_level.upper())
+    kopf_level = logging.WARNING if level == logging.INFO else max(level, logging.INFO)
+    logging.getLogger("kopf").setLevel(kopf_level)
     try:
         settings = settings_from(args)
         _check_cluster(settings)
