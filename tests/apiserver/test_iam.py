@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from kubernetes import client
 from tests.apiserver.conftest import ApiServer, delete_object, unique
 from tests.apiserver.kapis_support import IAM, IAM_GV, PASSWORD, World, call
 from tests.conftest import Cluster
+from tests.controllers.support import Manager, write_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -434,3 +437,50 @@ def test_workspace_groups_and_bindings(world: World) -> None:
     wait_for(
         lambda: admin(world, "GET", bindings).json()["totalItems"] == 0, timeout=20, what="the binding gone"
     )
+
+
+def test_user_made_through_the_api_logs_in_once_the_controller_hashes_it(
+    world: World, api_users: list[str], tmp_path: Path
+) -> None:
+    """Reference case 2, end to end with a real ks-controller-manager (on its own Lease)."""
+    manager = Manager(
+        kubeconfig=world.cluster.kubeconfig,
+        log=tmp_path / "manager.log",
+        config=write_config(tmp_path / "kubesphere.yaml"),
+        lease=unique("ks-cm-apis"),
+    )
+    name = unique("tester")
+    api_users.append(name)
+    manager.start()
+    try:
+        resp = admin(world, "POST", f"{IAM}/users", json=new_user(name, password="P@88w0rd"))
+        assert resp.status_code == 200, resp.text
+
+        def hashed() -> dict[str, Any] | None:
+            user = stored_user(world, name)
+            ready = (user.get("status") or {}).get("state") == "Active" and user["spec"][
+                "password"
+            ].startswith("$2")
+            return user if ready else None
+
+        wait_for(hashed, timeout=30, what="the controller to hash the password and activate the user")
+        basic = base64.b64encode(f"{name}:P@88w0rd".encode()).decode()
+        world.server.wait_user_cached(name, "P@88w0rd")
+        me = call(world.server, "GET", f"{IAM}/users/{name}", headers={"Authorization": f"Basic {basic}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["metadata"]["annotations"]["iam.kubesphere.io/globalrole"] == "platform-regular"
+        assert admin(world, "DELETE", f"{IAM}/users/{name}").json() == {"message": "success"}
+
+        def gone() -> bool:
+            bindings = world.custom.list_cluster_custom_object(
+                *IAM_GV, "globalrolebindings", label_selector=f"iam.kubesphere.io/user-ref={name}"
+            )["items"]
+            try:
+                stored_user(world, name)
+            except client.ApiException as exc:
+                return exc.status == 404 and not bindings
+            return False
+
+        wait_for(gone, timeout=30, what="the user and its global role binding deleted")
+    finally:
+        manager.stop()
