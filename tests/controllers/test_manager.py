@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,6 +188,30 @@ def test_two_replicas_one_acts_and_the_standby_takes_over(
     assert standby.stop() == 0
     lease_obj = objects.get("coordination.k8s.io/v1", "Lease", lease, "default")
     assert not lease_obj["spec"].get("holderIdentity")
+    objects.delete("coordination.k8s.io/v1", "Lease", lease, "default")
+
+
+@pytest.mark.cluster
+def test_a_leader_that_loses_its_lease_stops(
+    platform_crds: Cluster,
+    objects: Objects,
+    tmp_path: Path,
+    started: list[Manager],
+    managers_seen: list[Manager],
+) -> None:
+    lease = unique("ks-cm-lost")
+    m = new_manager(platform_crds, tmp_path, started, managers_seen, lease=lease).start()
+    wait_for(lambda: m.metric("ks_controller_leader") == 1, timeout=30, what="leader")
+    # Another replica (as far as the Lease says) takes over: this one must stop acting, and exit.
+    spec = {
+        "holderIdentity": "someone-else",
+        "renewTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    objects.patch("coordination.k8s.io/v1", "Lease", lease, {"spec": spec}, "default")
+    assert m.proc is not None
+    m.proc.wait(30)
+    assert m.proc.returncode == 1
+    assert "lost leadership" in m.log.read_text()
     objects.delete("coordination.k8s.io/v1", "Lease", lease, "default")
 
 
