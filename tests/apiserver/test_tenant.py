@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.apiserver.conftest import ApiServer
+from tests.apiserver.conftest import ApiServer, unique
 from tests.apiserver.kapis_support import IAM, TENANT, TENANT_GV, World, call
 from tests.conftest import Cluster
+from tests.controllers.support import Manager, write_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -194,6 +196,71 @@ def _delete_template(world: World, name: str) -> None:
         world.custom.patch_cluster_custom_object(
             *TENANT_GV, "workspacetemplates", name, {"metadata": {"finalizers": None}}
         )
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def test_with_the_controllers_workspace_roles_and_namespace_admin_appear(
+    world: World, tmp_path: Path
+) -> None:
+    """Reference cases 1 and 10 through the API, with a real ks-controller-manager (on its own Lease)."""
+    manager = Manager(
+        kubeconfig=world.cluster.kubeconfig,
+        log=tmp_path / "manager.log",
+        config=write_config(tmp_path / "kubesphere.yaml"),
+        lease=unique("ks-cm-apis"),
+    )
+    token = world.tokens["admin"]
+    ws, ns = world.name("tctl"), world.name("tctlns")
+    world.cleanup.append(lambda: _delete_template(world, ws))
+    world.cleanup.append(lambda: _delete_namespace(world, ns))
+    manager.start()
+    try:
+        body = {"metadata": {"name": ws}, "spec": {"template": {"spec": {"manager": world.users["wsadmin"]}}}}
+        assert call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=body).status_code == 200
+
+        def roles() -> set[str]:
+            resp = call(world.server, "GET", f"{IAM}/workspaces/{ws}/workspaceroles", token=token)
+            return {r["metadata"]["name"] for r in resp.json()["items"]} if resp.status_code == 200 else set()
+
+        expected = {f"{ws}-{r}" for r in ("admin", "regular", "viewer", "self-provisioner")}
+        wait_for(lambda: roles() >= expected, timeout=30, what="the workspace's roles")
+        # The manager named in the template is the workspace's admin, and sees it.
+        world.until("wsadmin", "GET", f"{TENANT}/workspaces/{ws}", 200, timeout=30)
+        creator = world.users["wsregular"]
+        body = {"metadata": {"name": ns, "annotations": {"kubesphere.io/creator": creator}}}
+        resp = call(world.server, "POST", f"{TENANT}/workspaces/{ws}/namespaces", token=token, json=body)
+        assert resp.status_code == 200, resp.text
+
+        def members() -> dict[str, str]:
+            resp = call(world.server, "GET", f"{IAM}/namespaces/{ns}/members", token=token)
+            items = resp.json()["items"] if resp.status_code == 200 else []
+            return {
+                u["metadata"]["name"]: u["metadata"]["annotations"]["iam.kubesphere.io/role"] for u in items
+            }
+
+        wait_for(
+            lambda: members().get(creator) == "admin", timeout=30, what="the creator as the namespace admin"
+        )
+        names = {
+            r["metadata"]["name"]
+            for r in call(world.server, "GET", f"{IAM}/namespaces/{ns}/roles", token=token).json()["items"]
+        }
+        assert {"admin", "operator", "viewer"} <= names
+        # The creator now sees the namespace through the tenant API.
+        world.until("wsregular", "GET", f"{TENANT}/workspaces/{ws}/namespaces/{ns}", 200, timeout=30)
+        assert call(world.server, "DELETE", f"{TENANT}/workspaces/{ws}", token=token).json() == {
+            "message": "success"
+        }
+    finally:
+        manager.stop()
+
+
+def _delete_namespace(world: World, name: str) -> None:
+    try:
+        world.core.delete_namespace(name)
+        world.core.patch_namespace(name, {"metadata": {"finalizers": None}})
     except client.ApiException as exc:
         if exc.status != 404:
             raise
