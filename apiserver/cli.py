@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from apiserver import config as configuration
-from apiserver import kube, server
+from apiserver import kube, proxy, server
 from apiserver.context import Context
 from apiserver.tokens import TokenIssuer, make_store
 
@@ -55,6 +55,7 @@ def load_config(path: Path | None) -> configuration.Config:
     cfg = configuration.load(path)
     if not cfg.authentication.jwt_secret:
         raise configuration.ConfigError("authentication.jwtSecret: required (or set KUBESPHERE_JWT_SECRET)")
+    proxy.gateway(cfg)  # the gateway's section is this process's own: check it before anything starts
     return cfg
 
 

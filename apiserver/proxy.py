@@ -15,6 +15,7 @@ that is down answers 502 quickly rather than hanging.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from apiserver.config import parse_duration
 from apiserver.errors import APIError
 from apiserver.kube import KubeUnavailable
 
@@ -59,6 +61,13 @@ class Route:
         if not rest.startswith("/"):
             rest = "/" + rest
         return self.backend.rstrip("/") + rest
+
+
+def gateway(config: Config) -> Gateway:
+    """The Gateway that ``gateway:`` and ``devops:`` describe; ``gateway.responseTimeout`` defaults to 60s."""
+    raw = config.section("gateway").get("responseTimeout", 60)
+    timeout = parse_duration(raw, key="gateway.responseTimeout")
+    return Gateway(gateway_routes(config), response_timeout=timeout)
 
 
 def gateway_routes(config: Config) -> tuple[Route, ...]:
@@ -140,9 +149,12 @@ async def to_kube(ctx: Context, request: web.Request) -> web.StreamResponse:
 class Gateway:
     """Gateway routes and their own HTTP session (never carrying Kubernetes credentials)."""
 
-    def __init__(self, routes: tuple[Route, ...], *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, routes: tuple[Route, ...], *, connect_timeout: float = 5.0, response_timeout: float = 60.0
+    ) -> None:
         self.routes = routes
         self._connect_timeout = connect_timeout
+        self._response_timeout = response_timeout
         self._session: aiohttp.ClientSession | None = None
 
     def match(self, path: str) -> Route | None:
@@ -155,20 +167,33 @@ class Gateway:
                 auto_decompress=False,
             )
         url = route.target(request.rel_url.raw_path_qs)
+        pending = self._session.request(
+            request.method,
+            url,
+            headers=_forward_headers(request, keep_auth=True),
+            data=_body(request),
+            allow_redirects=False,
+        )
         try:
-            async with self._session.request(
-                request.method,
-                url,
-                headers=_forward_headers(request, keep_auth=True),
-                data=_body(request),
-                allow_redirects=False,
-            ) as upstream:
-                return await _relay(request, upstream)
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            # Bounded until the response headers; a streaming body may then take as long as it takes.
+            upstream = await asyncio.wait_for(pending, self._response_timeout)
+        except TimeoutError:
+            log.warning(
+                "gateway %s -> %s: no answer in %.0fs", route.prefix, route.backend, self._response_timeout
+            )
+            raise APIError(
+                504, f"the backend for {route.prefix} did not answer in time", reason="GatewayTimeout",
+                as_status=True,
+            ) from None  # fmt: skip
+        except aiohttp.ClientConnectionError as exc:
             log.warning("gateway %s -> %s: %s", route.prefix, route.backend, exc or type(exc).__name__)
             raise APIError(
                 502, f"the backend for {route.prefix} is unavailable", reason="BadGateway", as_status=True
             ) from None
+        try:
+            return await _relay(request, upstream)
+        finally:
+            upstream.release()
 
     async def close(self) -> None:
         if self._session is not None:

@@ -199,7 +199,7 @@ def build_app(ctx: Context) -> web.Application:
         client_max_size=32 << 20,
     )
     app[CONTEXT] = ctx
-    app[GATEWAY] = proxy.Gateway(proxy.gateway_routes(ctx.config))
+    app[GATEWAY] = proxy.gateway(ctx.config)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", healthz)
     app.router.add_get("/readyz", readyz)

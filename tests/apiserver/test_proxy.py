@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -119,15 +120,29 @@ def echo_backend() -> Iterator[str]:
         server.shutdown()
 
 
+@pytest.fixture
+def silent_backend() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
 def test_gateway_routes_and_an_unreachable_backend(
     apiserver: ApiServer, start_apiserver: StartServer, redis_server: RedisServer, admin_token: str,
-    echo_backend: str,
+    echo_backend: str, silent_backend: str,
 ) -> None:  # fmt: skip
     doc = config_doc(
         redis_server,
         extra={
-            "gateway": {"routes": [{"prefix": "/kapis/echo.kubesphere.io", "backend": echo_backend,
-                                    "stripPrefix": True}]},
+            "gateway": {"responseTimeout": "1s", "routes": [
+                {"prefix": "/kapis/echo.kubesphere.io", "backend": echo_backend, "stripPrefix": True},
+                {"prefix": "/kapis/silent.kubesphere.io", "backend": silent_backend},
+            ]},
             "devops": {"endpoint": f"http://127.0.0.1:{free_port()}", "host": echo_backend + "/jenkins/"},
         },
     )  # fmt: skip
@@ -142,6 +157,8 @@ def test_gateway_routes_and_an_unreachable_backend(
     assert time.monotonic() - started < 10
     assert down.status_code == 502
     assert down.json()["reason"] == "BadGateway" and down.json()["kind"] == "Status"
+    silent = gw.get("/kapis/silent.kubesphere.io/v1/x", token=admin_token)
+    assert (silent.status_code, silent.json()["reason"]) == (504, "GatewayTimeout")
     # Gateway routes are authorized like everything else.
     assert gw.get("/kapis/echo.kubesphere.io/v1/things").status_code == 403
 

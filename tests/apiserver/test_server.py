@@ -131,6 +131,11 @@ def test_error_guard_formats(caplog: pytest.LogCaptureFixture) -> None:
         ("cache:\n  type: memcached\n", {"KUBESPHERE_JWT_SECRET": "x" * 32}, "cache.type"),
         ("authentication:\n  multipleLogin: true\n", {}, "authentication.jwtSecret"),
         ("authentication: [1]\n", {"KUBESPHERE_JWT_SECRET": "x" * 32}, "authentication"),
+        (
+            "gateway:\n  responseTimeout: soon\n",
+            {"KUBESPHERE_JWT_SECRET": "x" * 32},
+            "gateway.responseTimeout",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_key(
