@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,7 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None
         self._discovery: dict[str, builtins.list[Resource]] | None = None
         self._discovery_lock = asyncio.Lock()
+        self._discovered_at = 0.0
 
     @classmethod
     def from_kubeconfig(cls, path: Path | None) -> KubeClient:
@@ -342,10 +344,18 @@ class KubeClient:
         return result
 
     async def resolve(self, plural: str, *, group: str | None = None) -> Resource | None:
-        """The served Resource for a plural name (preferred version), from cached discovery."""
-        for candidate in await self._discover():
-            if candidate.plural == plural and (group is None or candidate.group == group):
-                return candidate
+        """The served Resource for a plural name (preferred version), from cached discovery.
+
+        A name discovery does not know refreshes it, at most every 30 seconds (a CRD may be new).
+        """
+        for attempt in range(2):
+            for candidate in await self._discover():
+                if candidate.plural == plural and (group is None or candidate.group == group):
+                    return candidate
+            now = time.monotonic()
+            if attempt or now - self._discovered_at < 30:
+                break
+            self._discovery = None
         return None
 
     async def _discover(self) -> builtins.list[Resource]:
@@ -376,6 +386,7 @@ class KubeClient:
                             continue
                         found.append(_r(group, version, r["name"], r["kind"], bool(r.get("namespaced"))))
                 self._discovery = {"all": found}
+                self._discovered_at = time.monotonic()
             return self._discovery["all"]
 
     def forget_discovery(self) -> None:
