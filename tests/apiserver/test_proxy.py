@@ -172,3 +172,31 @@ def test_dot_segments_are_refused_before_authorization(apiserver: ApiServer, nam
         req.url = apiserver.url + path  # as written, not normalised by the client
         resp = requests.Session().send(req, timeout=30)
         assert resp.status_code == 400 and resp.json()["reason"] == "BadRequest", (path, resp.text)
+
+
+def test_gateway_route_table() -> None:
+    from apiserver.config import parse
+    from apiserver.proxy import gateway_routes
+
+    cfg = parse(
+        {
+            "gateway": {
+                "routes": [{"prefix": "/kapis/devops.kubesphere.io/v1alpha3", "backend": "http://special"}]
+            },
+            "devops": {"endpoint": "http://devops-api:9090", "host": "http://jenkins/"},
+        },
+        env={},
+    )
+    routes = gateway_routes(cfg)
+    assert routes[0].prefix == "/kapis/devops.kubesphere.io/v1alpha3"  # longest first
+    by_path = {p: next(r for r in routes if r.matches(p)) for p in (
+        "/kapis/devops.kubesphere.io/v1alpha3/devops", "/kapis/devops.kubesphere.io/v1alpha2/x",
+        "/kapis/gitops.kubesphere.io/v1alpha1/apps", "/kapis/jenkins.kubesphere.io/job/a",
+    )}  # fmt: skip
+    assert by_path["/kapis/devops.kubesphere.io/v1alpha3/devops"].backend == "http://special"
+    assert by_path["/kapis/devops.kubesphere.io/v1alpha2/x"].target(
+        "/kapis/devops.kubesphere.io/v1alpha2/x?q=1"
+    ) == ("http://devops-api:9090/kapis/devops.kubesphere.io/v1alpha2/x?q=1")
+    jenkins = by_path["/kapis/jenkins.kubesphere.io/job/a"]
+    assert jenkins.target("/kapis/jenkins.kubesphere.io/job/a") == "http://jenkins/job/a"
+    assert not any(r.matches("/kapis/devops.kubesphere.iox/v1") for r in routes)

@@ -150,3 +150,22 @@ def test_bad_configuration_exits_2_naming_the_key(
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "group"),
+    [
+        ("/api/v1/pods", "/api"),
+        ("/apis/apps/v1/deployments", "/apis"),
+        ("/kapis/iam.kubesphere.io/v1alpha2/users", "/kapis/iam.kubesphere.io"),
+        ("/kapis/clusters/host/tenant.kubesphere.io/v1alpha2/workspaces", "/kapis/tenant.kubesphere.io"),
+        ("/oauth/token", "/oauth"),
+        ("/readyz", "/readyz"),
+        ("/", "root"),
+        ("/some/random/path", "other"),
+    ],
+)
+def test_metrics_route_groups_stay_few(path: str, group: str) -> None:
+    from apiserver.metrics import route_group
+
+    assert route_group(path) == group
