@@ -91,8 +91,10 @@ class RedisStore:
     Each process also remembers, for a few seconds, keys it has seen exist, so
     a burst of requests with one token costs one round trip.  Revocations are
     published on ``INVALIDATIONS`` and every replica drops the matching keys at
-    once; while that subscription is down (or was down since a key was
-    remembered) nothing is answered from memory.
+    once.  Every (re)subscription forgets everything remembered, and while the
+    subscription is down nothing is answered from memory; so a revocation is
+    missed for at most the few seconds a key is remembered, and only if the
+    channel broke at that very moment.
     """
 
     INVALIDATIONS = "kubesphere:token:invalidations"
