@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
+from controllers import devops, namespaces, operator, users, workspaces
 from tests.conftest import Cluster
 from tests.roles.conftest import RoleRunner, role_request, sample_spec
 
@@ -127,3 +129,44 @@ def test_jinja_in_the_spec_is_not_evaluated(cluster: Cluster, run_role: RoleRunn
     run_role("core", spec=spec)
     assert config(cluster)["authentication"]["loginHistoryRetentionPeriod"] == "{{ 7 * 6 }}h"
     run_role("core")
+
+
+def test_uninstall_releases_only_the_controller_managers_finalizers(
+    cluster: Cluster, run_role: RoleRunner, installed: None
+) -> None:
+    """With ks-controller-manager gone nothing removes its finalizers; uninstall must, and only those."""
+    run_role("core")
+    core = client.CoreV1Api(cluster.api)
+    custom = client.CustomObjectsApi(cluster.api)
+    ns = "t-finalized"
+    core.create_namespace(
+        {"metadata": {"name": ns, "finalizers": ["finalizers.kubesphere.io/namespaces", "example.com/keep"]}}
+    )
+    try:
+        ours = ["finalizers.kubesphere.io/users", "controllers.kubesphere.io/cleanup"]
+        custom.patch_cluster_custom_object(
+            "iam.kubesphere.io", "v1alpha2", "users", "admin", {"metadata": {"finalizers": ours}}
+        )
+        spec = sample_spec()
+        spec["persistence"]["deleteDataOnDisable"] = True  # the CRDs go, so the admin User must go too
+        run_role("core", "uninstall", spec=spec)
+        assert core.read_namespace(ns).metadata.finalizers == ["example.com/keep"]
+        ext = client.ApiextensionsV1Api(cluster.api)
+        with pytest.raises(client.ApiException) as gone:
+            ext.read_custom_resource_definition("users.iam.kubesphere.io")
+        assert gone.value.status == 404
+    finally:
+        core.patch_namespace(ns, {"metadata": {"finalizers": None}})
+        core.delete_namespace(ns)
+
+
+def test_uninstall_knows_every_finalizer_the_controllers_add() -> None:
+    """roles/ks_core/vars/main.yml lists what ks-controller-manager adds; a new one must be added there."""
+    listed = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "vars" / "main.yml").read_text()
+    )["ks_core_controller_finalizers"]
+    used = {
+        devops.FINALIZER, namespaces.FINALIZER, operator.FINALIZER, users.FINALIZER,
+        workspaces.TEMPLATE_FINALIZER, workspaces.WORKSPACE_FINALIZER,
+    }  # fmt: skip
+    assert set(listed) == used
