@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 WORKSPACE_LABEL = "kubesphere.io/workspace"
 AUTHENTICATED_ROLE = "authenticated"
 RESOURCES_GROUP = "resources.kubesphere.io"
+#: Only the version the resources handler serves defers (nothing else may be reached unchecked).
+RESOURCES_VERSION = "v1alpha3"
 #: Paths every caller may use; authentication still runs (a bad token is still a 401).
 ALWAYS_ALLOWED = ("/oauth/*", "/kapis/config.kubesphere.io/*", "/kapis/version", "/kapis/metrics", "/healthz",
                   "/readyz", "/livez", "/openapi.json", "/docs")  # fmt: skip
@@ -200,6 +202,8 @@ class Authorizer:
         return (
             info.api_group == RESOURCES_GROUP
             and info.api_prefix == "kapis"
+            and info.api_version == RESOURCES_VERSION
+            and not info.cluster
             and info.is_resource_request
             and info.resource_scope != GLOBAL_SCOPE
             and info.verb in ("get", "list")

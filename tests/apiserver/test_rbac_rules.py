@@ -310,6 +310,13 @@ def test_resources_requests_are_deferred_then_checked_against_the_real_group(cac
     assert not authz.authorize_real(user("p"), replace(info, resource="secrets"), api_group="").allowed
     admin = authz.authorize(user("admin"), info)
     assert admin.allowed and not admin.deferred
+    # Other versions, other clusters and the Kubernetes prefix never defer (nothing would check them).
+    for path in (
+        "/kapis/resources.kubesphere.io/v1alpha2/namespaces/kube-system/pods",
+        "/kapis/clusters/c1/resources.kubesphere.io/v1alpha3/namespaces/kube-system/pods",
+        "/apis/resources.kubesphere.io/v1alpha3/namespaces/kube-system/pods",
+    ):
+        assert not authz.authorize(user("p"), resolve("GET", path, {})).allowed, path
     # Writes are never deferred.
     assert not authz.authorize(user("p"), resolve("DELETE", info.path + "/x", {})).allowed
 
