@@ -12,7 +12,7 @@ import json
 from aiohttp import web
 
 from apiserver import openapi
-from apiserver.kapis import config, groups, iam, members, resources, roles, tenant, version
+from apiserver.kapis import bindings, config, groups, iam, members, resources, roles, tenant, version
 
 #: Every route group; the document lists exactly these (plus /oauth).
 ALL = (
@@ -20,6 +20,7 @@ ALL = (
     roles.routes,
     members.routes,
     groups.routes,
+    bindings.routes,
     tenant.routes,
     resources.routes,
     config.routes,

@@ -484,3 +484,47 @@ def test_user_made_through_the_api_logs_in_once_the_controller_hashes_it(
         wait_for(gone, timeout=30, what="the user and its global role binding deleted")
     finally:
         manager.stop()
+
+
+def test_group_role_bindings_open_a_namespace_and_a_workspace(world: World) -> None:
+    """Reference case 3 through the API: a Group's RoleBinding and WorkspaceRoleBinding, bulk routes."""
+    ws, ns = world.names["ws"], world.names["ns"]
+    member = world.server.make_user(world.name("grp"), PASSWORD, globalrole="platform-regular")
+    world.tokens["grp"] = token = world.server.login(member, PASSWORD)
+    group = world.name("team")
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    assert call(world.server, "GET", pods, token=token).status_code == 403
+    world.custom.patch_cluster_custom_object(*IAM_GV, "users", member, {"spec": {"groups": [group]}})
+    subject = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
+    rb = [{"metadata": {"name": f"{group}-viewer"}, "roleRef": {"name": "viewer"}, "subjects": subject}]
+    bad = [{"metadata": {"name": f"{group}-x"}, "roleRef": {"name": "no-such-role"}, "subjects": subject}]
+    assert admin(world, "POST", f"{IAM}/namespaces/{ns}/rolebindings", json=bad).status_code == 404
+    resp = admin(world, "POST", f"{IAM}/namespaces/{ns}/rolebindings", json=rb)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["items"][0]["roleRef"]["kind"] == "Role"
+    world.until("grp", "GET", pods, 200)
+    wrb = [
+        {
+            "metadata": {"name": f"{group}-{ws}-viewer"},
+            "roleRef": {"name": f"{ws}-viewer"},
+            "subjects": subject,
+        }
+    ]
+    resp = admin(world, "POST", f"{IAM}/workspaces/{ws}/workspacerolebindings", json=wrb)
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["items"][0]
+    world.cleanup.append(
+        lambda: delete_object(world.custom, "workspacerolebindings", made["metadata"]["name"])
+    )
+    assert made["metadata"]["labels"]["kubesphere.io/workspace"] == ws
+    world.until("grp", "GET", f"{IAM}/workspaces/{ws}/workspaceroles", 200)
+    listed = admin(
+        world, "GET", f"{IAM}/workspaces/{ws}/workspacerolebindings", params={"name": group}
+    ).json()
+    assert [b["metadata"]["name"] for b in listed["items"]] == [made["metadata"]["name"]]
+    gone = admin(world, "DELETE", f"{IAM}/namespaces/{ns}/rolebindings/{group}-viewer")
+    assert gone.json() == {"message": "success"}
+    assert admin(
+        world, "DELETE", f"{IAM}/workspaces/{ws}/workspacerolebindings/{made['metadata']['name']}"
+    ).json() == {"message": "success"}
+    world.until("grp", "GET", pods, 403)
