@@ -18,6 +18,8 @@ from tests.controllers.support import Manager, write_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
+#: Bound on waits for ks-controller-manager (it first works through every object in the cluster).
+CONTROLLER_WAIT = 90
 
 
 @pytest.fixture(scope="module")
@@ -463,7 +465,9 @@ def test_user_made_through_the_api_logs_in_once_the_controller_hashes_it(
             ].startswith("$2")
             return user if ready else None
 
-        wait_for(hashed, timeout=30, what="the controller to hash the password and activate the user")
+        wait_for(
+            hashed, timeout=CONTROLLER_WAIT, what="the controller to hash the password and activate the user"
+        )
         basic = base64.b64encode(f"{name}:P@88w0rd".encode()).decode()
         world.server.wait_user_cached(name, "P@88w0rd")
         me = call(world.server, "GET", f"{IAM}/users/{name}", headers={"Authorization": f"Basic {basic}"})
@@ -481,7 +485,11 @@ def test_user_made_through_the_api_logs_in_once_the_controller_hashes_it(
                 return exc.status == 404 and not bindings
             return False
 
-        wait_for(gone, timeout=30, what="the user and its global role binding deleted")
+        wait_for(gone, timeout=CONTROLLER_WAIT, what="the user and its global role binding deleted")
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n---- ks-controller-manager log (tail) ----\n{manager.tail(60)}"
+        ) from None
     finally:
         manager.stop()
 

@@ -16,6 +16,8 @@ from tests.controllers.support import Manager, write_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
+#: Bound on waits for ks-controller-manager (it first works through every object in the cluster).
+CONTROLLER_WAIT = 90
 
 
 @pytest.fixture(scope="module")
@@ -225,9 +227,9 @@ def test_with_the_controllers_workspace_roles_and_namespace_admin_appear(
             return {r["metadata"]["name"] for r in resp.json()["items"]} if resp.status_code == 200 else set()
 
         expected = {f"{ws}-{r}" for r in ("admin", "regular", "viewer", "self-provisioner")}
-        wait_for(lambda: roles() >= expected, timeout=30, what="the workspace's roles")
+        wait_for(lambda: roles() >= expected, timeout=CONTROLLER_WAIT, what="the workspace's roles")
         # The manager named in the template is the workspace's admin, and sees it.
-        world.until("wsadmin", "GET", f"{TENANT}/workspaces/{ws}", 200, timeout=30)
+        world.until("wsadmin", "GET", f"{TENANT}/workspaces/{ws}", 200, timeout=CONTROLLER_WAIT)
         creator = world.users["wsregular"]
         body = {"metadata": {"name": ns, "annotations": {"kubesphere.io/creator": creator}}}
         resp = call(world.server, "POST", f"{TENANT}/workspaces/{ws}/namespaces", token=token, json=body)
@@ -241,7 +243,9 @@ def test_with_the_controllers_workspace_roles_and_namespace_admin_appear(
             }
 
         wait_for(
-            lambda: members().get(creator) == "admin", timeout=30, what="the creator as the namespace admin"
+            lambda: members().get(creator) == "admin",
+            timeout=CONTROLLER_WAIT,
+            what="the creator as the namespace admin",
         )
         names = {
             r["metadata"]["name"]
@@ -249,10 +253,16 @@ def test_with_the_controllers_workspace_roles_and_namespace_admin_appear(
         }
         assert {"admin", "operator", "viewer"} <= names
         # The creator now sees the namespace through the tenant API.
-        world.until("wsregular", "GET", f"{TENANT}/workspaces/{ws}/namespaces/{ns}", 200, timeout=30)
+        world.until(
+            "wsregular", "GET", f"{TENANT}/workspaces/{ws}/namespaces/{ns}", 200, timeout=CONTROLLER_WAIT
+        )
         assert call(world.server, "DELETE", f"{TENANT}/workspaces/{ws}", token=token).json() == {
             "message": "success"
         }
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\n---- ks-controller-manager log (tail) ----\n{manager.tail(60)}"
+        ) from None
     finally:
         manager.stop()
 
