@@ -248,12 +248,16 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        timeout: float | None = 60.0,
     ) -> Any:
+        """JSON in and out; ``timeout`` bounds each read (a deletecollection may need more)."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if data is not None:
             headers["Content-Type"] = content_type
-        async with self.open(method, path, params=params, headers=headers, data=data) as resp:
+        async with self.open(
+            method, path, params=params, headers=headers, data=data, read_timeout=timeout
+        ) as resp:
             try:
                 raw = await resp.read()
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:

@@ -180,7 +180,6 @@ async def scenario(
 ) -> dict[str, Any]:
     client = kube.KubeClient.from_kubeconfig(kubeconfig)
     result: dict[str, Any] = {}
-    created_ns: list[str] = []
     try:
         admin = f"bench-admin-{run_label}"
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -195,7 +194,6 @@ async def scenario(
         })  # fmt: skip
         ns = f"bench-{run_label}"
         await client.create(kube.NAMESPACES, {"metadata": {"name": ns, "labels": labels}})
-        created_ns.append(ns)
         await bounded([
             lambda i=i: client.create(kube.CONFIGMAPS, {"metadata": {"name": f"cm-{i}"},
                                                         "data": {"k": "v" * 200}}, namespace=ns)
@@ -262,7 +260,6 @@ async def scenario(
                 lambda n=n: client.create(kube.NAMESPACES, {"metadata": {"name": n, "labels": labels}})
                 for n in names
             ])  # fmt: skip
-            created_ns.extend(names)
             result["scale"] = {"users": args.users, "namespaces": args.namespaces,
                                "create_seconds": round(time.monotonic() - started, 1)}  # fmt: skip
             await wait_cached(proxied, "users.iam.kubesphere.io", args.users)
@@ -285,23 +282,39 @@ async def scenario(
             result["rss_mib_after_scale"] = rss_mib(pid)
     finally:
         started = time.monotonic()
-        await cleanup(client, run_label, created_ns)
-        result["cleanup_seconds"] = round(time.monotonic() - started, 1)
+        try:
+            await cleanup(client, f"ks-bench={run_label}")
+            result["cleanup_seconds"] = round(time.monotonic() - started, 1)
+        except kube.KubeError as exc:  # the measurements stand; say how to finish the clean-up
+            print(
+                f"clean-up failed ({exc.message}); run `python -m bench.apiserver --cleanup`", file=sys.stderr
+            )
         await client.close()
     return result
 
 
-async def cleanup(client: kube.KubeClient, run_label: str, namespaces: list[str]) -> None:
-    selector = f"ks-bench={run_label}"
+async def cleanup(client: kube.KubeClient, selector: str) -> None:
+    """Delete what a run created (``selector``: its label); no finalizer may keep a User."""
     for res in (kube.GLOBALROLEBINDINGS, kube.USERS):
-        await client.request("DELETE", res.path(), params={"labelSelector": selector})
-    await bounded([lambda n=n: client.delete(kube.NAMESPACES, n) for n in namespaces])
-    # A controller may have put finalizers on users; they must not keep the objects.
+        await client.request("DELETE", res.path(), params={"labelSelector": selector}, timeout=900)
+    namespaces = await client.list(kube.NAMESPACES, label_selector=selector)
+    await bounded([lambda n=n: client.delete(kube.NAMESPACES, n["metadata"]["name"]) for n in namespaces])
     leftovers = await client.list(kube.USERS, label_selector=selector)
     await bounded([
         lambda u=u: client.patch(kube.USERS, u["metadata"]["name"], {"metadata": {"finalizers": None}})
         for u in leftovers if u["metadata"].get("finalizers")
     ])  # fmt: skip
+
+
+def cleanup_all(kubeconfig: Path) -> None:
+    async def go() -> None:
+        client = kube.KubeClient.from_kubeconfig(kubeconfig)
+        try:
+            await cleanup(client, "ks-bench")
+        finally:
+            await client.close()
+
+    asyncio.run(go())
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -362,7 +375,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=5_000)
     parser.add_argument("--no-write", action="store_true", help="print only (for trial runs at small scale)")
+    parser.add_argument("--cleanup", action="store_true", help="only delete what earlier runs left behind")
     args = parser.parse_args()
+    if args.cleanup:
+        cleanup_all(LocalCluster().up(log=False).kubeconfig)
+        return
     result = run(args)
     if args.no_write:
         import json
