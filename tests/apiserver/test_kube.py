@@ -155,9 +155,29 @@ def test_watch_resumes_without_relisting_and_relists_after_a_gap(cluster: Cluste
         assert inf.get("late", namespace=namespace) is None and ("DELETED", "late") in events
         await inf.stop()
 
-        # An expired resourceVersion arrives as an ERROR event with code 410: list again.
+        # An expired resourceVersion arrives as an ERROR event with code 410 ...
         with pytest.raises(_Gone):
             inf._apply({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}})
+        # ... and the loop answers it with a fresh list, then watches on.
+        gone = kube.Informer(client, kube.CONFIGMAPS)
+        real_watch = gone._watch
+        calls = 0
+
+        async def expired_once() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                gone._apply({"type": "ERROR", "object": {"kind": "Status", "code": 410}})
+            await real_watch()
+
+        gone._watch = expired_once  # type: ignore[method-assign]
+        gone.start()
+        await eventually(lambda: gone.relists == 2 and calls == 2, "a relist after 410")
+        await client.create(kube.CONFIGMAPS, cm("after-gone"), namespace=namespace)
+        await eventually(
+            lambda: gone.get("after-gone", namespace=namespace) is not None, "events after relist"
+        )
+        await gone.stop()
 
     run(cluster, body)
 
