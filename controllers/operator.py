@@ -15,6 +15,7 @@ password: ``spec.password`` is replaced by a keyed digest first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -116,28 +117,36 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     elector: LeaderElector | None = None
+    campaign: asyncio.Task[None] | None = None
     status = 0
     try:
         if settings.leader.enabled:
             elector = LeaderElector(kube, settings.leader)
             campaign = asyncio.create_task(elector.run())
-            waiting = [asyncio.create_task(elector.leading.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait([*waiting, campaign], return_when=asyncio.FIRST_COMPLETED)
-            for task in waiting:
-                task.cancel()
-            if stop.is_set() or not elector.leading.is_set():
-                campaign.cancel()
+            leading = asyncio.create_task(elector.leading.wait())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([leading, stopping, campaign], return_when=asyncio.FIRST_COMPLETED)
+            leading.cancel()
+            stopping.cancel()
+            if campaign.done():
+                log.error("leader election ended unexpectedly: %r", campaign.exception())
+                return 1
+            if not elector.leading.is_set():
                 return 0
             health.leading = True
-            lost = asyncio.create_task(elector.lost.wait())
-            lost.add_done_callback(lambda _: stop.set())
+            # The campaign returns only when leadership is lost (or it crashed): stop acting then.
+            campaign.add_done_callback(lambda _: stop.set())
         else:
             metrics.LEADER.set(1)
         await _run_kopf(ctx, health, stop)
-        if elector is not None and elector.lost.is_set():
+        if campaign is not None and campaign.done():
             log.error("stopping: another replica may lead now")
             status = 1
     finally:
+        if campaign is not None and not campaign.done():
+            campaign.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await campaign
         if elector is not None and not elector.lost.is_set():
             await asyncio.to_thread(elector.release)
         if ldap is not None:

@@ -64,7 +64,15 @@ def _state(status: Obj) -> str:
     return state
 
 
-def desired_status(ctx: Context, user: Obj, *, password: str, now: dt.datetime) -> ratelimit.Verdict:
+def desired_status(
+    ctx: Context, user: Obj, *, password: str, now: dt.datetime, count_failures: bool = False
+) -> ratelimit.Verdict:
+    """The status ``user`` should have.
+
+    Failed logins are counted only when asked (a new LoginRecord, from the loginrecord controller):
+    an ``Active`` user can only become limited through one, so the user's own reconciles skip the
+    list.  A limited user is released by time alone.
+    """
     status = user.get("status") or {}
     state = _state(status)
     if state == ratelimit.DISABLED:
@@ -74,11 +82,16 @@ def desired_status(ctx: Context, user: Obj, *, password: str, now: dt.datetime) 
         return ratelimit.Verdict(ratelimit.ACTIVE if idp else ratelimit.DISABLED)
     if state == "":
         return ratelimit.Verdict(ratelimit.ACTIVE)
-    records = ctx.kube.list(LOGIN_RECORDS, labels=f"{USER_REF}={user['metadata']['name']}")
+    last_transition = parse_time(status.get("lastTransitionTime"))
+    if state == ratelimit.ACTIVE and not count_failures:
+        return ratelimit.Verdict(ratelimit.ACTIVE, reason=str(status.get("reason") or ""))
+    counting = state == ratelimit.ACTIVE or last_transition is None
+    selector = f"{USER_REF}={user['metadata']['name']}"
+    records = ctx.kube.list(LOGIN_RECORDS, labels=selector) if counting else []
     auth = ctx.settings.authentication
     return ratelimit.verdict(
         state=state,
-        last_transition=parse_time(status.get("lastTransitionTime")),
+        last_transition=last_transition,
         records=records,
         now=now,
         max_tries=auth.rate_limiter_max_tries,
@@ -185,7 +198,8 @@ def record_login(ctx: Context, name: str, *, at: str) -> None:
         patch["lastLoginTime"] = at
     password = str((user.get("spec") or {}).get("password") or "")
     if passwords.is_bcrypt(password) and _state(status) in (ratelimit.ACTIVE, ratelimit.LIMITED):
-        verdict = desired_status(ctx, user, password=password, now=dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        verdict = desired_status(ctx, user, password=password, now=now, count_failures=True)
         patch.update(status_patch(user, verdict, now=now_rfc3339()))
         if verdict.state != status.get("state"):
             log.info("user %s: %s %s", name, verdict.state, verdict.reason)

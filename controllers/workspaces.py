@@ -113,6 +113,12 @@ def reconcile_template(ctx: Context, name: str) -> None:
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": manager}],
         }
         ensure(ctx, WORKSPACE_ROLE_BINDINGS, binding, compare=("subjects", "roleRef"))
+    else:
+        # No manager any more: the binding this template made for one goes.
+        existing = ctx.kube.get(WORKSPACE_ROLE_BINDINGS, f"{name}-admin")
+        owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
+        if existing is not None and any(o.get("uid") == owner["uid"] for o in owners):
+            ctx.kube.delete(WORKSPACE_ROLE_BINDINGS, f"{name}-admin")
 
 
 def cleanup_template(ctx: Context, name: str) -> None:

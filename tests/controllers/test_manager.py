@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -222,12 +223,17 @@ def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     return code, capsys.readouterr().err
 
 
-def test_bad_config_exits_with_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_with_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBESPHERE_LDAP_PASSWORD", raising=False)
     bad = tmp_path / "kubesphere.yaml"
     bad.write_text("authentication:\n  authenticateRateLimiterDuration: soon\n")
-    code, err = _main(["--config", str(bad), "--no-leader-election"], capsys)
+    code, err = _main(["--config", str(bad), "--no-leader-election", "--log-level", "debug"], capsys)
     assert code == 2
     assert "authenticateRateLimiterDuration" in err and "soon" in err
+    # kopf prints whole objects (passwords too) at DEBUG: it stays at INFO however verbose the manager is.
+    assert logging.getLogger("kopf").level == logging.INFO
     code, err = _main(["--config", str(tmp_path / "missing.yaml")], capsys)
     assert code == 2 and "no such file" in err
     ldap = tmp_path / "ldap.yaml"
