@@ -13,8 +13,13 @@ module's grants are ``authenticated_allows`` instead:
 * any verb on ``users/<self>`` (and its subresources) in ``iam.kubesphere.io``;
 * get/list/watch of one's own membership (``*members/<self>``);
 * ``GET /api`` (Kubernetes discovery root);
-* get/list/watch on ``tenant.kubesphere.io`` resources outside the Kubernetes
-  API (``/kapis``; the tenant handlers filter what each caller sees).
+* get/list/watch on ``tenant.kubesphere.io`` resources.
+
+The resource grants hold only outside the Kubernetes API (``/kapis``), where
+the handlers decide what a user may change about themselves and filter what
+each caller sees.  KubeSphere's module also matches ``/apis/iam.kubesphere.io/
+.../users/<self>``, which lets a user rewrite their own groups and state (and
+read their password hash) through the proxy; we do not copy that.
 """
 
 from __future__ import annotations
@@ -89,11 +94,13 @@ def authenticated_allows(user: UserInfo, info: RequestInfo) -> bool:
     """The ``authenticated`` GlobalRole's rego-override grants, as explicit rules."""
     if not info.is_resource_request:
         return info.verb.upper() == "GET" and info.path.rstrip("/") == "/api"
+    if info.is_kubernetes_request:
+        return False  # /api, /apis: these grants are for the /kapis handlers, which check what they allow
     if info.api_group == IAM_GROUP and info.resource == "users" and info.name == user.name:
         return True
     if info.resource.endswith("members") and info.verb in READ_VERBS and info.name == user.name:
         return True
-    return info.api_group == TENANT_GROUP and not info.is_kubernetes_request and info.verb in READ_VERBS
+    return info.api_group == TENANT_GROUP and info.verb in READ_VERBS
 
 
 def subject_applies(user: UserInfo, subject: Mapping[str, Any], *, namespace: str = "") -> bool:

@@ -72,6 +72,9 @@ TABLE = [
     ("outsider", "GET", f"{IAM}/users", True),
     ("anonymous", "GET", f"{IAM}/users", False),
     ("outsider", "GET", f"{IAM}/users/{{me}}", True),
+    # ...but not through the Kubernetes API, where no handler limits what they change about themselves.
+    ("outsider", "GET", "/apis/iam.kubesphere.io/v1alpha2/users/{me}", False),
+    ("outsider", "PATCH", "/apis/iam.kubesphere.io/v1alpha2/users/{me}", False),
     ("outsider", "GET", f"{IAM}/users/admin", False),
     ("wsadmin", "DELETE", f"{IAM}/users/admin", False),
     ("outsider", "GET", f"{TENANT}/workspaces", True),

@@ -234,6 +234,8 @@ def test_authenticated_grants_written_as_rules(caches: FakeCaches) -> None:
     assert not allowed(caches, bob, "POST", f"{iam}/users")
     assert allowed(caches, bob, "GET", f"{iam}/workspaces/w1/workspacemembers/bob")
     assert not allowed(caches, bob, "GET", f"{iam}/workspaces/w1/workspacemembers/alice")
+    assert not allowed(caches, bob, "GET", "/apis/iam.kubesphere.io/v1alpha2/users/bob")
+    assert not allowed(caches, bob, "PUT", "/apis/iam.kubesphere.io/v1alpha2/users/bob")
     assert allowed(caches, bob, "GET", "/api")
     assert not allowed(caches, bob, "GET", "/api/v1/namespaces")
     assert allowed(caches, bob, "GET", "/kapis/tenant.kubesphere.io/v1alpha2/workspaces")
