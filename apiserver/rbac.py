@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 WORKSPACE_LABEL = "kubesphere.io/workspace"
 AUTHENTICATED_ROLE = "authenticated"
+#: Built-in roles every caller holds; they grant the console's /kapis APIs, never the Kubernetes API
+#: itself (their "list users" would otherwise hand everyone every password hash through the proxy).
+CONSOLE_ROLES = frozenset({AUTHENTICATED_ROLE, "anonymous"})
 RESOURCES_GROUP = "resources.kubesphere.io"
 #: Only the version the resources handler serves defers (nothing else may be reached unchecked).
 RESOURCES_VERSION = "v1alpha3"
@@ -142,9 +145,11 @@ class Authorizer:
 
     def rbac(self, user: UserInfo, info: RequestInfo) -> Decision:
         """RBAC alone (no path exceptions, no deferral)."""
-        for source, rules, authenticated in self._rule_sets(user, info):
-            if authenticated and authenticated_allows(user, info):
+        for source, rules, role in self._rule_sets(user, info):
+            if role == AUTHENTICATED_ROLE and authenticated_allows(user, info):
                 return Decision(True, f"{source} (authenticated role grants)")
+            if role in CONSOLE_ROLES and info.is_kubernetes_request:
+                continue
             for rule in rules:
                 if isinstance(rule, Mapping) and rule_allows(info, rule):
                     return Decision(True, source)
@@ -183,7 +188,8 @@ class Authorizer:
         """A deferred resources.kubesphere.io request, checked against the resource's real group."""
         if self.mode != "RBAC":
             return self.authorize(user, info)
-        return self.rbac(user, replace(info, api_group=api_group))
+        # The objects are served as the Kubernetes API has them, so it is judged as a Kubernetes read.
+        return self.rbac(user, replace(info, api_group=api_group, api_prefix="apis" if api_group else "api"))
 
     def forbidden_message(self, user: UserInfo, info: RequestInfo) -> str:
         """Kubernetes' wording: ``<res>.<group> "<name>" is forbidden: User "u" cannot <verb> ...``."""
@@ -209,15 +215,15 @@ class Authorizer:
             and info.verb in ("get", "list")
         )
 
-    def _rule_sets(self, user: UserInfo, info: RequestInfo) -> Iterator[tuple[str, list[Any], bool]]:
-        """(description, rules, is-the-authenticated-role) for each binding that names the user."""
+    def _rule_sets(self, user: UserInfo, info: RequestInfo) -> Iterator[tuple[str, list[Any], str]]:
+        """(description, rules, GlobalRole name or "") for each binding that names the user."""
         for binding in self._global.bindings(self.caches[kube.GLOBALROLEBINDINGS], user):
             ref = binding.get("roleRef") or {}
             role = self.caches[kube.GLOBALROLES].get(str(ref.get("name") or ""))
             yield (
                 _describe("GlobalRoleBinding", binding),
                 _rules(role),
-                role is not None and role["metadata"]["name"] == AUTHENTICATED_ROLE,
+                str(role["metadata"]["name"]) if role is not None else "",
             )
         scope = info.resource_scope
         if scope == GLOBAL_SCOPE:
@@ -237,9 +243,9 @@ class Authorizer:
         for binding in self._cluster.bindings(self.caches[kube.CLUSTERROLEBINDINGS], user):
             ref = binding.get("roleRef") or {}
             role = self.caches[kube.CLUSTERROLES].get(str(ref.get("name") or ""))
-            yield _describe("ClusterRoleBinding", binding), _rules(role), False
+            yield _describe("ClusterRoleBinding", binding), _rules(role), ""
 
-    def _workspace_rules(self, user: UserInfo, workspace: str) -> Iterator[tuple[str, list[Any], bool]]:
+    def _workspace_rules(self, user: UserInfo, workspace: str) -> Iterator[tuple[str, list[Any], str]]:
         for binding in self.caches[kube.WORKSPACEROLEBINDINGS].list(labels={WORKSPACE_LABEL: workspace}):
             if binding_applies(user, binding):
                 ref = binding.get("roleRef") or {}
@@ -247,9 +253,9 @@ class Authorizer:
                 owner = _label(role, WORKSPACE_LABEL)
                 if role is None or (owner and owner != workspace):
                     continue  # a binding may not borrow another workspace's role
-                yield _describe("WorkspaceRoleBinding", binding), _rules(role), False
+                yield _describe("WorkspaceRoleBinding", binding), _rules(role), ""
 
-    def _namespace_rules(self, user: UserInfo, namespace: str) -> Iterator[tuple[str, list[Any], bool]]:
+    def _namespace_rules(self, user: UserInfo, namespace: str) -> Iterator[tuple[str, list[Any], str]]:
         for binding in self.caches[kube.ROLEBINDINGS].list(namespace=namespace):
             if not binding_applies(user, binding, namespace=namespace):
                 continue
@@ -259,7 +265,7 @@ class Authorizer:
                 role = self.caches[kube.CLUSTERROLES].get(name)
             else:
                 role = self.caches[kube.ROLES].get(name, namespace=namespace)
-            yield _describe("RoleBinding", binding), _rules(role), False
+            yield _describe("RoleBinding", binding), _rules(role), ""
 
     def visible(self, user: UserInfo, bindings: Iterable[Mapping[str, Any]], *, namespace: str = "") -> bool:
         """Whether any of ``bindings`` names the user (tenant listings)."""

@@ -75,6 +75,11 @@ TABLE = [
     # ...but not through the Kubernetes API, where no handler limits what they change about themselves.
     ("outsider", "GET", "/apis/iam.kubesphere.io/v1alpha2/users/{me}", False),
     ("outsider", "PATCH", "/apis/iam.kubesphere.io/v1alpha2/users/{me}", False),
+    ("outsider", "GET", "/apis/iam.kubesphere.io/v1alpha2/users", False),
+    ("outsider", "GET", f"{RESOURCES}/users", False),
+    ("outsider", "GET", f"{RESOURCES}/workspacetemplates", False),
+    ("outsider", "GET", "/apis/tenant.kubesphere.io/v1alpha2/workspacetemplates", False),
+    ("admin", "GET", f"{RESOURCES}/workspacetemplates", True),
     ("outsider", "GET", f"{IAM}/users/admin", False),
     ("wsadmin", "DELETE", f"{IAM}/users/admin", False),
     ("outsider", "GET", f"{TENANT}/workspaces", True),

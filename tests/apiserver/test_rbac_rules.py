@@ -234,6 +234,12 @@ def test_authenticated_grants_written_as_rules(caches: FakeCaches) -> None:
     assert not allowed(caches, bob, "POST", f"{iam}/users")
     assert allowed(caches, bob, "GET", f"{iam}/workspaces/w1/workspacemembers/bob")
     assert not allowed(caches, bob, "GET", f"{iam}/workspaces/w1/workspacemembers/alice")
+    # The built-in roles' plain rules are console grants too: no listing every User (with its password
+    # hash) or every workspace through the Kubernetes API or the generic resources API.
+    assert not allowed(caches, bob, "GET", "/apis/iam.kubesphere.io/v1alpha2/users")
+    assert not allowed(caches, bob, "GET", "/apis/tenant.kubesphere.io/v1alpha2/workspacetemplates")
+    generic = resolve("GET", "/kapis/resources.kubesphere.io/v1alpha3/workspacetemplates", {})
+    assert not Authorizer(caches).authorize_real(bob, generic, api_group="tenant.kubesphere.io").allowed
     assert not allowed(caches, bob, "GET", "/apis/iam.kubesphere.io/v1alpha2/users/bob")
     assert not allowed(caches, bob, "PUT", "/apis/iam.kubesphere.io/v1alpha2/users/bob")
     assert allowed(caches, bob, "GET", "/api")
