@@ -16,7 +16,10 @@ the first rule that allows the request:
 
 Rules are matched the Kubernetes way (``apiserver.rules``).  The
 ``iam.kubesphere.io/rego-override`` annotation is not evaluated; the built-in
-``authenticated`` role's module is expressed as Python rules instead.
+``authenticated`` role's module is expressed as Python rules instead.  The
+built-in ``authenticated`` and ``anonymous`` roles, which every caller holds,
+grant the console's ``/kapis`` APIs only, never the Kubernetes API (their
+``list users`` would hand everyone every password hash through the proxy).
 
 ``resources.kubesphere.io`` list/get requests name a resource by plural only;
 rules are checked against that group first (KubeSphere's behaviour), and when

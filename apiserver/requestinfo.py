@@ -11,8 +11,10 @@ and version; a ``watch``/``proxy`` verb segment or the verb from the method;
 ``/workspaces/ws1`` stays resource ``workspaces`` named ``ws1``);
 ``namespaces/{ns}`` or ``devops/{d}``; then resource/name/subresource.  A get
 without a name is a list (a watch with ``watch=1``), a delete without a name a
-deletecollection, and a watch selecting ``kubesphere.io/workspace=X`` is
-workspace-scoped.  Anything that is not an API path (fewer than three
+deletecollection, and a watch of namespaces selecting
+``kubesphere.io/workspace=X`` is workspace-scoped (KubeSphere applies that to
+any resource, so a label on a pod or secret would widen a workspace's reach
+across namespaces).  Anything that is not an API path (fewer than three
 segments, or another prefix) is a non-resource request whose verb is the
 upper-case HTTP method.
 """
@@ -162,7 +164,8 @@ def resolve(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
         selected = _field_name(query.get("fieldSelector", ""))
         if selected:
             name = selected
-    if verb == "watch":
+    if verb == "watch" and resource == "namespaces":
+        # Only the namespaces of one workspace: a label on other objects proves nothing about them.
         selector = query.get("labelSelector", "")
         if selector.startswith(WORKSPACE_SELECTOR):
             workspace = selector[len(WORKSPACE_SELECTOR) :].split(",", 1)[0].strip()

@@ -162,6 +162,13 @@ def test_resource_requests(method: str, path: str, query: dict[str, str], expect
     assert got == expected
 
 
+def test_only_a_namespace_watch_is_scoped_by_the_workspace_selector() -> None:
+    selector = {"labelSelector": "kubesphere.io/workspace=w9"}
+    assert resolve("GET", "/api/v1/watch/secrets", selector).resource_scope == "Cluster"
+    assert resolve("GET", "/api/v1/secrets", {**selector, "watch": "1"}).workspace == ""
+    assert resolve("GET", "/api/v1/namespaces", {**selector, "watch": "1"}).resource_scope == "Workspace"
+
+
 def test_kubernetes_and_kapis_requests_are_told_apart() -> None:
     assert resolve("GET", "/api/v1/pods", {}).is_kubernetes_request
     assert resolve("GET", "/api", {}).is_kubernetes_request
