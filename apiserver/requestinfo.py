@@ -51,6 +51,9 @@ GLOBAL_RESOURCES = frozenset(
     }
 )
 
+#: Segments a URL library may collapse on the way to kube-apiserver (``a/b/../c`` is ``a/c``): a path
+#: holding one is judged as the non-resource path it literally is, so it cannot borrow ``a/b``'s rules.
+_UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
 _METHOD_VERBS = {
     "POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
 }  # fmt: skip
@@ -110,7 +113,7 @@ def resolve(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
     method = method.upper()
     non_resource = RequestInfo(path=path, verb=method, is_resource_request=False)
     parts = _split(path)
-    if len(parts) < 3 or parts[0] not in API_PREFIXES:
+    if len(parts) < 3 or parts[0] not in API_PREFIXES or any(p in _UNSAFE_SEGMENTS for p in parts):
         return non_resource
     prefix, parts = parts[0], parts[1:]
     cluster = ""

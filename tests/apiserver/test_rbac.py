@@ -10,6 +10,7 @@ platform-regular outsider.
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 
 import pytest
@@ -196,3 +197,27 @@ def test_group_and_bindings_open_a_namespace(world: World) -> None:
         ).status_code
         == 403
     )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/api/v1/namespaces/{ns1a}/pods/../../{ns1b}/configmaps",
+        "/api/v1/namespaces/{ns1a}/pods/%2e%2e/%2E%2E/{ns1b}/configmaps",
+        "/api/v1/namespaces/{ns1a}/pods/x/../../../{ns1b}/configmaps",
+    ],
+)
+def test_dot_segments_cannot_borrow_another_paths_rules(world: World, template: str) -> None:
+    """Sent byte for byte (HTTP client libraries collapse ``..`` themselves): the proxy's URL library
+    would collapse them on the way to kube-apiserver, so they must never pass as the path they name."""
+    path = fill(world, template)
+    host, port = world.server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {world.tokens['wsregular']}"})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+    finally:
+        conn.close()
+    # The server refuses them outright (400); the authorizer would deny them too (test_requestinfo.py).
+    assert resp.status in (400, 403), f"{path}: {resp.status} {body[:300]}"

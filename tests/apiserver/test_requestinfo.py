@@ -169,6 +169,21 @@ def test_only_a_namespace_watch_is_scoped_by_the_workspace_selector() -> None:
     assert resolve("GET", "/api/v1/namespaces", {**selector, "watch": "1"}).resource_scope == "Workspace"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/mine/pods/../../kube-system/secrets",
+        "/api/v1/namespaces/mine/pods/./x",
+        "/api/v1/namespaces/mine//pods",
+        "/kapis/iam.kubesphere.io/v1alpha2/users/me/../admin",
+    ],
+)
+def test_dot_segments_make_a_non_resource_request(path: str) -> None:
+    """A proxy's URL library would collapse them; judged literally, only a wildcard path rule allows them."""
+    info = resolve("GET", path, {})
+    assert not info.is_resource_request and info.path == path and info.verb == "GET"
+
+
 def test_kubernetes_and_kapis_requests_are_told_apart() -> None:
     assert resolve("GET", "/api/v1/pods", {}).is_kubernetes_request
     assert resolve("GET", "/api", {}).is_kubernetes_request
