@@ -194,17 +194,38 @@ async def create_user(request: web.Request) -> web.Response:
 @routes.add("PUT", "/users/{user}", summary="Update a user (keeps the password)", body=OBJECT)
 async def update_user(request: web.Request) -> web.Response:
     ctx = common.ctx(request)
-    old = _user(request)
-    name = old["metadata"]["name"]
-    body = await common.object_body(request, kind="User")
-    common.check_name(body, url_name=name)
-    body["metadata"]["name"] = name
+    name = _user(request)["metadata"]["name"]
+    sent = await common.object_body(request, kind="User")
+    common.check_name(sent, url_name=name)
     manager = ctx.authorizer.allows(common.caller(request), verb="update", resource="users", api_group=IAM)
-    role = body["metadata"].get("annotations", {}).pop(GLOBALROLE_ANNOTATION, "")
+    role = sent["metadata"].get("annotations", {}).pop(GLOBALROLE_ANNOTATION, "")
     if role and role != global_role_of(request, name) and not manager:
         raise common.deny(request, verb="update", resource="users", api_group=IAM, name=name)
     if role and (not common.valid_name(role) or ctx.caches[kube.GLOBALROLES].get(role) is None):
         raise not_found("globalrole.iam.kubesphere.io", str(role))
+    # Built on the stored object, not the cache: the password it keeps may have just been hashed.
+    # Without a resourceVersion from the client, a concurrent write (a controller's) is retried.
+    pinned = "resourceVersion" in sent["metadata"]
+    for attempt in range(3):
+        old = await ctx.kube.get(kube.USERS, name)
+        body = _updated(request, old, common.thawed(sent), manager=manager)
+        try:
+            updated = await ctx.kube.replace(kube.USERS, body)
+            break
+        except kube.KubeError as exc:
+            if exc.status != 409 or pinned or attempt == 2:
+                raise
+    if role:
+        await bind_global_role(request, name, role)
+    return common.ok(present(request, updated, role=role or None))
+
+
+def _updated(
+    request: web.Request, old: dict[str, Any], body: dict[str, Any], *, manager: bool
+) -> dict[str, Any]:
+    """The User to store: the password and what the caller may not change come from ``old``."""
+    name = old["metadata"]["name"]
+    body["metadata"]["name"] = name
     spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     old_spec = old.get("spec") or {}
     if not manager:
@@ -227,10 +248,7 @@ async def update_user(request: web.Request) -> web.Response:
     body["status"] = status
     body.update(apiVersion="iam.kubesphere.io/v1alpha2", kind="User")
     body["metadata"].setdefault("resourceVersion", old["metadata"].get("resourceVersion"))
-    updated = await ctx.kube.replace(kube.USERS, body)
-    if role:
-        await bind_global_role(request, name, role)
-    return common.ok(present(request, updated, role=role or None))
+    return body
 
 
 @routes.add("DELETE", "/users/{user}", summary="Delete a user", response=SUCCESS)

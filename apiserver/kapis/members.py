@@ -127,6 +127,13 @@ async def _bind(kind: Members, request: web.Request, ns: str | None, item: objec
     except kube.KubeError as exc:
         if exc.status != 409:
             raise
+        existing = await ctx.kube.get(kind.bindings, name, namespace=ns)
+        if common.labels(existing).get(common.WORKSPACE_LABEL, "") != ws or (
+            (existing.get("roleRef") or {}).get("name") != role
+        ):
+            raise APIError(
+                409, f'{common.qualified(kind.bindings)} "{name}" already exists for another scope'
+            ) from None
     return {"username": username, "roleRef": role}
 
 

@@ -10,8 +10,10 @@ annotation (a JSON list of role names of the same kind; for a Role, in the
 same namespace; for a WorkspaceRole, a template or a role of the same
 workspace) and the submitted rules are replaced by the templates' rules
 concatenated.  A merge PATCH recomputes them only when it carries the
-annotation.  A workspace's roles are labelled ``kubesphere.io/workspace``;
-another workspace's role is 404 here.
+annotation.  A workspace's roles are labelled ``kubesphere.io/workspace`` and
+named ``<ws>-…`` (WorkspaceRoles are cluster-scoped: one workspace must not
+take the names another's controller will create); another workspace's role is
+404 here.
 """
 
 from __future__ import annotations
@@ -132,7 +134,13 @@ def _handlers(scope: Scope) -> None:
         name = common.check_name(body, url_name=url_name)
         body["metadata"]["name"] = name
         if scope.workspace:
-            body["metadata"].setdefault("labels", {})[common.WORKSPACE_LABEL] = scope.ws(request)
+            ws = scope.ws(request)
+            if not name.startswith(f"{ws}-"):
+                # WorkspaceRoles share one cluster-wide namespace of names: no squatting on another's.
+                raise APIError(
+                    422, f'WorkspaceRole "{name}" is invalid: metadata.name: must start with "{ws}-"'
+                )
+            body["metadata"].setdefault("labels", {})[common.WORKSPACE_LABEL] = ws
         if ns:
             body["metadata"]["namespace"] = ns
         body["rules"] = aggregated_rules(request, scope, body["metadata"], ns) or []
