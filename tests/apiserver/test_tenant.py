@@ -247,11 +247,17 @@ def test_with_the_controllers_workspace_roles_and_namespace_admin_appear(
             timeout=CONTROLLER_WAIT,
             what="the creator as the namespace admin",
         )
-        names = {
-            r["metadata"]["name"]
-            for r in call(world.server, "GET", f"{IAM}/namespaces/{ns}/roles", token=token).json()["items"]
-        }
-        assert {"admin", "operator", "viewer"} <= names
+
+        def roles_in_namespace() -> set[str]:
+            resp = call(world.server, "GET", f"{IAM}/namespaces/{ns}/roles", token=token)
+            return {r["metadata"]["name"] for r in resp.json()["items"]} if resp.status_code == 200 else set()
+
+        # The controller binds the creator first and copies the roles after.
+        wait_for(
+            lambda: {"admin", "operator", "viewer"} <= roles_in_namespace(),
+            timeout=CONTROLLER_WAIT,
+            what="the namespace's roles",
+        )
         # The creator now sees the namespace through the tenant API.
         world.until(
             "wsregular", "GET", f"{TENANT}/workspaces/{ws}/namespaces/{ns}", 200, timeout=CONTROLLER_WAIT
