@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,8 +30,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from devcluster.processes import http_ok, pid_alive, tail
-from devcluster.services import RedisServer, Slapd, free_port, stop_pidfile
+from devcluster.processes import http_ok, pid_alive, stop_pidfile, tail
+from devcluster.services import RedisServer, Slapd, free_port
 from devcluster.settings import REPO_ROOT
 
 SYSTEM_NS = "kubesphere-system"
@@ -82,7 +81,7 @@ def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
     if cache.get("type") == "redis":
         password = _secret(core, "redis-secret", "auth")
         workdir = paths.dir / "redis"
-        stop_pidfile(workdir)
+        stop_pidfile(workdir / "pid")
         workdir.mkdir(exist_ok=True)
         redis = RedisServer(password=password, workdir=workdir, detach=True, port=free_port()).start()
         cache.setdefault("options", {}).update({"host": "127.0.0.1", "port": redis.port})
@@ -92,7 +91,7 @@ def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
     if ldap:
         password = _secret(core, "openldap-secret", "password")
         workdir = paths.dir / "slapd"
-        stop_pidfile(workdir)
+        stop_pidfile(workdir / "pid")
         workdir.mkdir(exist_ok=True)
         slapd = Slapd(password=password, workdir=workdir, detach=True, port=free_port()).start()
         ldap["host"] = slapd.host
@@ -104,14 +103,6 @@ def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
         + yaml.safe_dump(config, sort_keys=False)
     )
     return env
-
-
-def _running(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
 
 
 def _start(name: str, args: list[str], env: dict[str, str], paths: Paths) -> int:
@@ -206,18 +197,7 @@ def up(
 
 
 def _stop(name: str, paths: Paths) -> bool:
-    pidfile = paths.pidfile(name)
-    pid = _running(pidfile)
-    pidfile.unlink(missing_ok=True)
-    if not pid:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    return True
+    return stop_pidfile(paths.pidfile(name)) is not None
 
 
 def down(base: Path) -> None:
@@ -226,5 +206,5 @@ def down(base: Path) -> None:
         if _stop(name, paths):
             print(f"[backend] stopped {name}")
     for daemon in ("redis", "slapd"):
-        if stop_pidfile(paths.dir / daemon):
+        if stop_pidfile(paths.dir / daemon / "pid"):
             print(f"[backend] stopped the local {daemon}")

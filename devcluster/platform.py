@@ -12,8 +12,6 @@ backend, ks-controller-manager and ks-apiserver, beside the cluster
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ import yaml
 from kubernetes import client
 
 from devcluster import backend, kube
-from devcluster.processes import pid_alive, tail
+from devcluster.processes import pid_alive, pidfile_pid, stop_pidfile, tail
 from devcluster.settings import REPO_ROOT, state_dir
 
 CRD = REPO_ROOT / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
@@ -63,16 +61,8 @@ def _ensure_cc(api: client.ApiClient) -> dict[str, Any]:
     return created
 
 
-def _running(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
 def _start_operator(kubeconfig: Path, pidfile: Path, log: Path) -> int:
-    pid = _running(pidfile)
+    pid = pidfile_pid(pidfile)
     if pid:
         print(f"[platform] ks-installer already running (pid {pid})")
         return pid
@@ -159,16 +149,9 @@ def up(timeout: float) -> int:
 def down() -> int:
     backend.down(state_dir().parent)
     _, pidfile, _ = _paths()
-    pid = _running(pidfile)
+    pid = stop_pidfile(pidfile, grace=60)
     if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
         print(f"[platform] stopped ks-installer (pid {pid})")
-    pidfile.unlink(missing_ok=True)
     return 0
 
 

@@ -68,6 +68,30 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def pidfile_pid(pidfile: Path) -> int | None:
+    """The live process a pid file names, or None (no file, garbage, or the process is gone)."""
+    try:
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_pidfile(pidfile: Path, *, grace: float = 30.0) -> int | None:
+    """SIGTERM the process a pid file names, SIGKILL after ``grace``; remove the file; return the pid."""
+    pid = pidfile_pid(pidfile)
+    pidfile.unlink(missing_ok=True)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def http_ok(url: str, *, context: ssl.SSLContext | None = None, expect: str | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as resp:

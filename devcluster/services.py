@@ -4,17 +4,15 @@ Both are Debian's own daemons (``redis-server``, ``slapd``; ``make setup``
 installs them through ``hack/system-deps.sh``), run as child processes on a free
 port.  Tests use a temporary directory and stop them afterwards; ``make up``
 passes a directory under ``.local/`` and ``detach=True`` so they outlive it
-(``stop_pidfile`` ends them).  The LDAP directory is ``dc=kubesphere,dc=io`` with
-``ou=Users`` and ``ou=Groups``, the tree the core role configures; its manager is
-``cn=admin,dc=kubesphere,dc=io``.
+(``processes.stop_pidfile(workdir / "pid")`` ends them).  The LDAP directory is
+``dc=kubesphere,dc=io`` with ``ou=Users`` and ``ou=Groups``, the tree the core role
+configures; its manager is ``cn=admin,dc=kubesphere,dc=io``.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -160,26 +158,3 @@ class Slapd(_Daemon):
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-
-def stop_pidfile(workdir: Path, *, grace: float = 10.0) -> bool:
-    """Stop a detached daemon started with ``workdir``; True if one was running."""
-    pidfile = workdir / "pid"
-    try:
-        pid = int(pidfile.read_text())
-    except (FileNotFoundError, ValueError):
-        return False
-    pidfile.unlink(missing_ok=True)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    return True
