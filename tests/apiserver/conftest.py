@@ -192,11 +192,18 @@ class UserFactory:
         return list(items)
 
     def cleanup(self) -> None:
+        """Delete what the tests created; at session end a later suite may have removed the CRDs (404)."""
         for plural in ("globalrolebindings", "loginrecords"):
             for name in self.created:
-                for item in self.custom.list_cluster_custom_object(
-                    *IAM, plural, label_selector=f"iam.kubesphere.io/user-ref={name}"
-                )["items"]:
+                try:
+                    items = self.custom.list_cluster_custom_object(
+                        *IAM, plural, label_selector=f"iam.kubesphere.io/user-ref={name}"
+                    )["items"]
+                except client.ApiException as exc:
+                    if exc.status == 404:
+                        break  # the CRD is gone, and its objects with it
+                    raise
+                for item in items:
                     delete_object(self.custom, plural, item["metadata"]["name"])
         for name in self.created:
             delete_object(self.custom, "users", name)
