@@ -1,9 +1,10 @@
 """ks-apiserver: authentication, multi-tenant RBAC, platform APIs and the Kubernetes API proxy.
 
-The public face, loaded on first use so that importing one submodule (say
-``apiserver.config`` from the controller manager) does not pull in the server:
+The public face, loaded on first use so that importing one submodule does not
+pull in the server:
 
-* ``Config`` / ``load_config`` — kubesphere.yaml plus environment;
+* ``Config`` / ``load_config`` — kubesphere.yaml plus environment (the shared
+  schema, :mod:`kubesphere.config`);
 * ``KubeClient``, ``Caches``, ``Informer``, ``KubeError`` — the Kubernetes side;
 * ``Context``, ``build_app`` — the aiohttp application and what it shares;
 * ``TokenIssuer`` — issuing, verifying and revoking tokens;
@@ -16,9 +17,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Config": ("apiserver.config", "Config"),
-    "ConfigError": ("apiserver.config", "ConfigError"),
-    "load_config": ("apiserver.config", "load"),
+    "Config": ("kubesphere.config", "Config"),
+    "ConfigError": ("kubesphere.config", "ConfigError"),
+    "load_config": ("kubesphere.config", "load"),
     "KubeClient": ("apiserver.kube", "KubeClient"),
     "KubeError": ("apiserver.kube", "KubeError"),
     "Caches": ("apiserver.kube", "Caches"),

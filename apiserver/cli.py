@@ -17,10 +17,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from apiserver import config as configuration
 from apiserver import kube, proxy, server
 from apiserver.context import Context
 from apiserver.tokens import TokenIssuer, make_store
+from kubesphere import config as configuration
 
 log = logging.getLogger("apiserver")
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from apiserver.config import Config
 from apiserver.kube import Caches, KubeClient
+from kubesphere.config import Config
 
 if TYPE_CHECKING:
     from apiserver.rbac import Authorizer

@@ -21,118 +21,51 @@ import builtins
 import contextlib
 import json
 import logging
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from kubesphere import kubeconfig
+from kubesphere.errors import KubeError, KubeUnavailable
+from kubesphere.resources import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    CONFIGMAPS,
+    DAEMONSETS,
+    DEPLOYMENTS,
+    DEVOPSPROJECTS,
+    EVENTS,
+    GLOBALROLEBINDINGS,
+    GLOBALROLES,
+    GROUPBINDINGS,
+    GROUPS,
+    JOBS,
+    LOGINRECORDS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    PVCS,
+    ROLEBASES,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    STATEFULSETS,
+    USERS,
+    WORKSPACEROLEBINDINGS,
+    WORKSPACEROLES,
+    WORKSPACES,
+    WORKSPACETEMPLATES,
+    Resource,
+)
+from kubesphere.rest import PATCH_TYPES
+
 log = logging.getLogger(__name__)
-
-PATCH_TYPES = {
-    "merge": "application/merge-patch+json",
-    "json": "application/json-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-}
-
-
-class KubeError(Exception):
-    """A non-2xx answer from kube-apiserver; ``body`` is its Status (or ``{"message": text}``)."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        self.status = status
-        self.body = body
-        super().__init__(str(body.get("message") or f"kube-apiserver answered {status}"))
-
-    @property
-    def message(self) -> str:
-        return str(self.body.get("message") or f"kube-apiserver answered {self.status}")
-
-    @property
-    def temporary(self) -> bool:
-        """Worth retrying later (throttled, unavailable, timed out), as opposed to a final answer."""
-        return self.status in (429, 500, 502, 503, 504)
-
-    @classmethod
-    def from_response(cls, status: int, raw: bytes) -> KubeError:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = {"message": raw.decode(errors="replace").strip() or f"HTTP {status}"}
-        return cls(status, body)
-
-
-class KubeUnavailable(KubeError):
-    """kube-apiserver could not be reached at all (connection refused, TLS failure, timeout)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, {"message": message, "reason": "ServiceUnavailable", "code": 503})
-
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, *, namespace: str | None = None, name: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        return f"{base}/{name}" if name else base
-
-    def __str__(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-
-def _r(group: str, version: str, plural: str, kind: str, namespaced: bool) -> Resource:
-    return Resource(group=group, version=version, plural=plural, kind=kind, namespaced=namespaced)
-
-
-NAMESPACES = _r("", "v1", "namespaces", "Namespace", False)
-CONFIGMAPS = _r("", "v1", "configmaps", "ConfigMap", True)
-SECRETS = _r("", "v1", "secrets", "Secret", True)
-PODS = _r("", "v1", "pods", "Pod", True)
-SERVICES = _r("", "v1", "services", "Service", True)
-SERVICEACCOUNTS = _r("", "v1", "serviceaccounts", "ServiceAccount", True)
-NODES = _r("", "v1", "nodes", "Node", False)
-EVENTS = _r("", "v1", "events", "Event", True)
-PVCS = _r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True)
-DEPLOYMENTS = _r("apps", "v1", "deployments", "Deployment", True)
-STATEFULSETS = _r("apps", "v1", "statefulsets", "StatefulSet", True)
-DAEMONSETS = _r("apps", "v1", "daemonsets", "DaemonSet", True)
-JOBS = _r("batch", "v1", "jobs", "Job", True)
-_RBAC = "rbac.authorization.k8s.io"
-ROLES = _r(_RBAC, "v1", "roles", "Role", True)
-ROLEBINDINGS = _r(_RBAC, "v1", "rolebindings", "RoleBinding", True)
-CLUSTERROLES = _r(_RBAC, "v1", "clusterroles", "ClusterRole", False)
-CLUSTERROLEBINDINGS = _r(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False)
-_IAM = "iam.kubesphere.io"
-USERS = _r(_IAM, "v1alpha2", "users", "User", False)
-LOGINRECORDS = _r(_IAM, "v1alpha2", "loginrecords", "LoginRecord", False)
-GLOBALROLES = _r(_IAM, "v1alpha2", "globalroles", "GlobalRole", False)
-GLOBALROLEBINDINGS = _r(_IAM, "v1alpha2", "globalrolebindings", "GlobalRoleBinding", False)
-WORKSPACEROLES = _r(_IAM, "v1alpha2", "workspaceroles", "WorkspaceRole", False)
-WORKSPACEROLEBINDINGS = _r(_IAM, "v1alpha2", "workspacerolebindings", "WorkspaceRoleBinding", False)
-ROLEBASES = _r(_IAM, "v1alpha2", "rolebases", "RoleBase", False)
-GROUPS = _r(_IAM, "v1alpha2", "groups", "Group", False)
-GROUPBINDINGS = _r(_IAM, "v1alpha2", "groupbindings", "GroupBinding", False)
-WORKSPACES = _r("tenant.kubesphere.io", "v1alpha1", "workspaces", "Workspace", False)
-WORKSPACETEMPLATES = _r("tenant.kubesphere.io", "v1alpha2", "workspacetemplates", "WorkspaceTemplate", False)
-DEVOPSPROJECTS = _r("devops.kubesphere.io", "v1alpha3", "devopsprojects", "DevOpsProject", False)
 
 #: What the authorizer and the handlers read from memory; started with the server.
 PLATFORM_RESOURCES = (
@@ -140,23 +73,6 @@ PLATFORM_RESOURCES = (
     CLUSTERROLES, CLUSTERROLEBINDINGS, NAMESPACES, DEVOPSPROJECTS, USERS, WORKSPACETEMPLATES,
     WORKSPACES, GROUPS, GROUPBINDINGS, LOGINRECORDS, ROLEBASES,
 )  # fmt: skip
-
-
-def _load_configuration(path: Path | None) -> Any:
-    from kubernetes import client, config
-
-    cfg = client.Configuration()
-    env_path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    default = Path.home() / ".kube" / "config"
-    if path is not None or env_path:
-        config.load_kube_config(config_file=str(path or env_path), client_configuration=cfg)  # type: ignore[no-untyped-call]
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    elif default.exists():
-        config.load_kube_config(config_file=str(default), client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        raise KubeUnavailable("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a pod")
-    return cfg
 
 
 class KubeClient:
@@ -176,24 +92,13 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: Path | None) -> KubeClient:
         """``path``, else ``$KUBECONFIG``, else the pod's service account, else ``~/.kube/config``."""
-        cfg = _load_configuration(path)
-        ctx: ssl.SSLContext | bool = False
-        if cfg.host.startswith("https"):
-            if cfg.verify_ssl:
-                ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-            else:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            if cfg.cert_file:
-                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        cfg = kubeconfig.load(path)
 
         def auth() -> str | None:
             # Calls the refresh hook, so a rotated service-account token is picked up.
-            value = cfg.get_api_key_with_prefix("authorization")
-            return str(value) if value else None
+            return kubeconfig.bearer_token(cfg)
 
-        return cls(str(cfg.host), ssl_context=ctx, auth=auth)
+        return cls(str(cfg.host), ssl_context=kubeconfig.ssl_context(cfg), auth=auth)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -388,7 +293,9 @@ class KubeClient:
                     for r in doc.get("resources") or []:
                         if "/" in r["name"]:
                             continue
-                        found.append(_r(group, version, r["name"], r["kind"], bool(r.get("namespaced"))))
+                        found.append(
+                            Resource(group, version, r["name"], r["kind"], bool(r.get("namespaced")))
+                        )
                 self._discovery = {"all": found}
                 self._discovered_at = time.monotonic()
             return self._discovery["all"]
@@ -412,8 +319,39 @@ from apiserver.informers import (  # noqa: E402  (re-exported; they need the abo
 )
 
 __all__ = [
+    "CLUSTERROLEBINDINGS",
+    "CLUSTERROLES",
+    "CONFIGMAPS",
+    "DAEMONSETS",
+    "DEPLOYMENTS",
+    "DEVOPSPROJECTS",
+    "EVENTS",
+    "GLOBALROLEBINDINGS",
+    "GLOBALROLES",
+    "GROUPBINDINGS",
+    "GROUPS",
     "INDEXED_LABELS",
+    "JOBS",
+    "LOGINRECORDS",
+    "NAMESPACES",
+    "NODES",
+    "PATCH_TYPES",
+    "PLATFORM_RESOURCES",
+    "PODS",
+    "PVCS",
+    "ROLEBASES",
+    "ROLEBINDINGS",
+    "ROLES",
+    "SECRETS",
+    "SERVICEACCOUNTS",
+    "SERVICES",
+    "STATEFULSETS",
+    "USERS",
     "USER_REF_LABEL",
+    "WORKSPACEROLEBINDINGS",
+    "WORKSPACEROLES",
+    "WORKSPACES",
+    "WORKSPACETEMPLATES",
     "WORKSPACE_LABEL",
     "Caches",
     "Informer",

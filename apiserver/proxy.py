@@ -24,13 +24,13 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from apiserver.config import parse_duration
 from apiserver.errors import APIError
 from apiserver.kube import KubeUnavailable
+from kubesphere.config import parse_duration
 
 if TYPE_CHECKING:
-    from apiserver.config import Config
     from apiserver.context import Context
+    from kubesphere.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from apiserver.config import Authentication, Cache
+from kubesphere.config import Authentication, Cache
 
 log = logging.getLogger(__name__)
 

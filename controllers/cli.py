@@ -18,9 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from apiserver.config import ConfigError
 from controllers.errors import ControllerError
 from controllers.settings import LeaderElection, Settings, default_identity, load_config
+from kubesphere.config import ConfigError
 
 log = logging.getLogger("controllers")
 

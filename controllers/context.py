@@ -6,9 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from controllers.kube import ROLE_BASES, Kube, Obj
+from controllers.kube import Kube
 from controllers.ldap import LdapSync
 from controllers.settings import Settings
+from kubesphere.resources import ROLEBASES, Obj
 
 #: RoleBases change only on upgrade; re-read them at most this often (seconds).
 ROLE_BASE_TTL = 30.0
@@ -29,7 +30,7 @@ class Context:
         with self._lock:
             if time.monotonic() - self._bases_read < ROLE_BASE_TTL and self._bases:
                 return self._bases
-        bases = {b["metadata"]["name"]: b for b in self.kube.list(ROLE_BASES)}
+        bases = {b["metadata"]["name"]: b for b in self.kube.list(ROLEBASES)}
         with self._lock:
             self._bases, self._bases_read = bases, time.monotonic()
         return bases

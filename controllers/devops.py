@@ -22,7 +22,7 @@ import kopf
 from controllers import metrics
 from controllers.context import Context
 from controllers.errors import GiveUp, RetryLater
-from controllers.kube import DEVOPS_PROJECTS, NAMESPACES, Obj, owner_reference
+from kubesphere.resources import DEVOPSPROJECTS, NAMESPACES, Obj, owner_reference
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ def _belongs(ns: Obj, project: Obj) -> bool:
 
 
 def reconcile(ctx: Context, name: str) -> None:
-    project = ctx.kube.get(DEVOPS_PROJECTS, name)
+    project = ctx.kube.get(DEVOPSPROJECTS, name)
     if project is None or project["metadata"].get("deletionTimestamp"):
         return
-    project = ctx.kube.add_finalizer(DEVOPS_PROJECTS, project, FINALIZER)
-    typed = {**project, "apiVersion": DEVOPS_PROJECTS.api_version, "kind": DEVOPS_PROJECTS.kind}
+    project = ctx.kube.add_finalizer(DEVOPSPROJECTS, project, FINALIZER)
+    typed = {**project, "apiVersion": DEVOPSPROJECTS.api_version, "kind": DEVOPSPROJECTS.kind}
     ns_name = str((project.get("status") or {}).get("adminNamespace") or name)
     creator = (project["metadata"].get("annotations") or {}).get(CREATOR)
     want_meta: Obj = {"labels": {PROJECT_LABEL: name}, "ownerReferences": [owner_reference(typed)]}
@@ -81,7 +81,7 @@ def reconcile(ctx: Context, name: str) -> None:
         or annotations.get(SYNC_STATUS) != "successful"
     ):
         ctx.kube.patch(
-            DEVOPS_PROJECTS,
+            DEVOPSPROJECTS,
             name,
             {
                 "metadata": {
@@ -96,7 +96,7 @@ def reconcile(ctx: Context, name: str) -> None:
 def fail(ctx: Context, project: Obj, reason: str) -> None:
     """Mark the project failed with ``reason`` and stop retrying it until it changes."""
     ctx.kube.patch(
-        DEVOPS_PROJECTS,
+        DEVOPSPROJECTS,
         project["metadata"]["name"],
         {"metadata": {"annotations": {SYNC_STATUS: "failed"}}, "status": {"reason": reason}},
     )
@@ -104,7 +104,7 @@ def fail(ctx: Context, project: Obj, reason: str) -> None:
 
 
 def cleanup(ctx: Context, name: str) -> None:
-    project = ctx.kube.get(DEVOPS_PROJECTS, name)
+    project = ctx.kube.get(DEVOPSPROJECTS, name)
     if project is None:
         return
     ns_name = (project.get("status") or {}).get("adminNamespace")
@@ -112,11 +112,11 @@ def cleanup(ctx: Context, name: str) -> None:
         ns = ctx.kube.get(NAMESPACES, ns_name)
         if ns is not None and _belongs(ns, project):
             ctx.kube.delete(NAMESPACES, ns_name)
-    ctx.kube.remove_finalizer(DEVOPS_PROJECTS, name, FINALIZER)
+    ctx.kube.remove_finalizer(DEVOPSPROJECTS, name, FINALIZER)
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    g, v, p = DEVOPS_PROJECTS.group, DEVOPS_PROJECTS.version, DEVOPS_PROJECTS.plural
+    g, v, p = DEVOPSPROJECTS.group, DEVOPSPROJECTS.version, DEVOPSPROJECTS.plural
 
     @kopf.on.resume(g, v, p, registry=registry, backoff=5)
     @kopf.on.create(g, v, p, registry=registry, backoff=5)

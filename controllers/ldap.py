@@ -19,8 +19,8 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-from apiserver.config import LDAP
 from controllers.errors import RetryLater
+from kubesphere.config import LDAP
 
 log = logging.getLogger(__name__)
 

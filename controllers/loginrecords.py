@@ -20,11 +20,11 @@ import kopf
 from controllers import metrics, users
 from controllers.context import Context
 from controllers.errors import ControllerError
-from controllers.kube import LOGIN_RECORDS, USERS, Obj, parse_time
+from kubesphere.resources import LOGINRECORDS, USERS, Obj, parse_time
 
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = LOGIN_RECORDS.group, LOGIN_RECORDS.version, LOGIN_RECORDS.plural
+GROUP, VERSION, PLURAL = LOGINRECORDS.group, LOGINRECORDS.version, LOGINRECORDS.plural
 
 
 def _created(record: Obj) -> dt.datetime:
@@ -53,7 +53,7 @@ def handle(ctx: Context, record: Obj) -> None:
 
 
 def trim(ctx: Context, user: str) -> int:
-    records = ctx.kube.list(LOGIN_RECORDS, labels=f"{users.USER_REF}={user}")
+    records = ctx.kube.list(LOGINRECORDS, labels=f"{users.USER_REF}={user}")
     auth = ctx.settings.authentication
     doomed = {r["metadata"]["name"] for r in excess(records, keep=auth.login_history_max_entries)}
     doomed |= {
@@ -61,14 +61,14 @@ def trim(ctx: Context, user: str) -> int:
         for r in expired(records, retention=auth.login_history_retention, now=dt.datetime.now(dt.UTC))
     }
     for name in sorted(doomed):
-        ctx.kube.delete(LOGIN_RECORDS, name)
+        ctx.kube.delete(LOGINRECORDS, name)
     return len(doomed)
 
 
 def sweep(ctx: Context) -> int:
     """One pass over every record: past retention, or of a user that is gone."""
     auth = ctx.settings.authentication
-    records = ctx.kube.list(LOGIN_RECORDS)
+    records = ctx.kube.list(LOGINRECORDS)
     existing = {u["metadata"]["name"] for u in ctx.kube.list(USERS)}
     now = dt.datetime.now(dt.UTC)
     doomed = {
@@ -79,7 +79,7 @@ def sweep(ctx: Context) -> int:
         if owner and owner not in existing and _created(r) < now - dt.timedelta(seconds=60):
             doomed.add(r["metadata"]["name"])
     for name in sorted(doomed):
-        ctx.kube.delete(LOGIN_RECORDS, name)
+        ctx.kube.delete(LOGINRECORDS, name)
     return len(doomed)
 
 

@@ -21,7 +21,7 @@ import kopf
 
 from controllers import metrics
 from controllers.context import Context
-from controllers.kube import NAMESPACES, ROLE_BINDINGS, ROLES, WORKSPACES, Obj, owner_reference
+from kubesphere.resources import NAMESPACES, ROLEBINDINGS, ROLES, WORKSPACES, Obj, owner_reference
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,14 @@ def ensure_roles(ctx: Context, namespace: str) -> None:
 
 def ensure_creator_binding(ctx: Context, namespace: str, creator: str) -> None:
     name = f"{creator}-admin"
-    if ctx.kube.get(ROLE_BINDINGS, name, namespace=namespace) is not None:
+    if ctx.kube.get(ROLEBINDINGS, name, namespace=namespace) is not None:
         return
     body = {
         "metadata": {"name": name, "namespace": namespace, "labels": {USER_REF: creator, ROLE_REF: "admin"}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "admin"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": creator}],
     }
-    ctx.kube.create(ROLE_BINDINGS, body, namespace=namespace)
+    ctx.kube.create(ROLEBINDINGS, body, namespace=namespace)
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:

@@ -30,8 +30,8 @@ from controllers import devops, http, loginrecords, metrics, namespaces, rolebin
 from controllers.context import Context
 from controllers.kube import Kube, connection_info, load_client
 from controllers.ldap import LdapSync
-from controllers.leader import LeaderElector
 from controllers.settings import Settings
+from kubesphere.leases import LeaderElector
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,16 @@ async def run(settings: Settings) -> int:
     status = 0
     try:
         if settings.leader.enabled:
-            elector = LeaderElector(kube, settings.leader)
-            campaign = asyncio.create_task(elector.run())
-            leading = asyncio.create_task(elector.leading.wait())
+            became = asyncio.Event()
+
+            def on_change(leading: bool) -> None:
+                metrics.LEADER.set(1 if leading else 0)
+                if leading:
+                    loop.call_soon_threadsafe(became.set)
+
+            elector = LeaderElector(kube, settings.leader.lease(), on_change=on_change)
+            campaign = asyncio.create_task(elector.run_until_lost())
+            leading = asyncio.create_task(became.wait())
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([leading, stopping, campaign], return_when=asyncio.FIRST_COMPLETED)
             leading.cancel()
@@ -143,11 +150,12 @@ async def run(settings: Settings) -> int:
             log.error("stopping: another replica may lead now")
             status = 1
     finally:
+        lost = campaign is not None and campaign.done() and not campaign.cancelled()
         if campaign is not None and not campaign.done():
             campaign.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await campaign
-        if elector is not None and not elector.lost.is_set():
+        if elector is not None and not lost:
             await asyncio.to_thread(elector.release)
         if ldap is not None:
             ldap.close()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from apiserver.config import format_duration
+from kubesphere.config import format_duration
 
 ACTIVE, DISABLED, LIMITED = "Active", "Disabled", "AuthLimitExceeded"
 

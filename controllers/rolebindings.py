@@ -15,7 +15,7 @@ import kopf
 
 from controllers import metrics
 from controllers.context import Context
-from controllers.kube import CLUSTER_ROLE_BINDINGS, GLOBAL_ROLE_BINDINGS, Obj, owner_reference
+from kubesphere.resources import CLUSTERROLEBINDINGS, GLOBALROLEBINDINGS, Obj, owner_reference
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,16 @@ def admin_users(binding: Obj) -> list[str]:
 
 
 def reconcile(ctx: Context, name: str) -> None:
-    binding = ctx.kube.get(GLOBAL_ROLE_BINDINGS, name)
+    binding = ctx.kube.get(GLOBALROLEBINDINGS, name)
     if binding is None or binding["metadata"].get("deletionTimestamp"):
         return
     owner = owner_reference(
-        {**binding, "apiVersion": GLOBAL_ROLE_BINDINGS.api_version, "kind": GLOBAL_ROLE_BINDINGS.kind},
+        {**binding, "apiVersion": GLOBALROLEBINDINGS.api_version, "kind": GLOBALROLEBINDINGS.kind},
         controller=False,
     )
     for user in admin_users(binding):
         crb_name = f"{user}-cluster-admin"
-        existing = ctx.kube.get(CLUSTER_ROLE_BINDINGS, crb_name)
+        existing = ctx.kube.get(CLUSTERROLEBINDINGS, crb_name)
         if existing is None:
             rbac = "rbac.authorization.k8s.io"
             body = {
@@ -49,18 +49,18 @@ def reconcile(ctx: Context, name: str) -> None:
                 "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "cluster-admin"},
                 "subjects": [{"apiGroup": rbac, "kind": "User", "name": user}],
             }
-            ctx.kube.create(CLUSTER_ROLE_BINDINGS, body)
+            ctx.kube.create(CLUSTERROLEBINDINGS, body)
             log.info("globalrolebinding %s: ClusterRoleBinding %s created", name, crb_name)
             continue
         owners = existing["metadata"].get("ownerReferences") or []
         if not any(o.get("uid") == owner["uid"] for o in owners):
             version = existing["metadata"]["resourceVersion"]
             patch = {"metadata": {"ownerReferences": [*owners, owner], "resourceVersion": version}}
-            ctx.kube.patch(CLUSTER_ROLE_BINDINGS, crb_name, patch)
+            ctx.kube.patch(CLUSTERROLEBINDINGS, crb_name, patch)
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    g, v, p = GLOBAL_ROLE_BINDINGS.group, GLOBAL_ROLE_BINDINGS.version, GLOBAL_ROLE_BINDINGS.plural
+    g, v, p = GLOBALROLEBINDINGS.group, GLOBALROLEBINDINGS.version, GLOBALROLEBINDINGS.plural
 
     @kopf.on.resume(g, v, p, registry=registry, backoff=5)
     @kopf.on.create(g, v, p, registry=registry, backoff=5)

@@ -1,10 +1,11 @@
 """Settings of one ks-controller-manager process: kubesphere.yaml, flags and environment.
 
-``kubesphere.yaml`` (parsed by :mod:`apiserver.config`, shared with ks-apiserver)
-gives the rate-limit and login-history rules and the LDAP server; the flags
-give where to connect, where to listen and how to elect a leader.  With no
-config file the installer's defaults apply (10 tries in 10m0s, 168h and 100
-login records) and LDAP sync is off.
+``kubesphere.yaml`` (the shared schema, :mod:`kubesphere.config`, read by
+ks-apiserver too) gives the rate-limit and login-history rules and the LDAP
+server; the flags give where to connect, where to listen and how to elect a
+leader.  With no config file the schema's defaults apply (the same values the
+installer renders: 10 tries in 10m0s, 168h and 100 login records) and LDAP
+sync is off.
 """
 
 from __future__ import annotations
@@ -14,15 +15,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apiserver import config as ksconfig
-
-#: What the installer renders into kubesphere.yaml when the spec says nothing.
-INSTALLER_AUTHENTICATION = ksconfig.Authentication(
-    rate_limiter_max_tries=10,
-    rate_limiter_duration=600.0,
-    login_history_retention=168 * 3600.0,
-    login_history_max_entries=100,
-)
+from kubesphere import config as ksconfig
+from kubesphere.leases import LeaseOptions
 
 
 def default_identity() -> str:
@@ -39,6 +33,15 @@ class LeaderElection:
     duration: float = 15.0
     #: Seconds between renewals by the holder (and attempts by a standby).
     renew: float = 5.0
+
+    def lease(self) -> LeaseOptions:
+        return LeaseOptions(
+            name=self.name,
+            namespace=self.namespace,
+            identity=self.identity,
+            duration=self.duration,
+            renew=self.renew,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,22 +64,15 @@ class Settings:
 
 
 def load_config(path: Path | None, env: dict[str, str] | None = None) -> ksconfig.Config:
-    """kubesphere.yaml plus environment; installer defaults when there is no file.
+    """kubesphere.yaml plus environment; the schema's defaults when there is no file.
 
-    Raises :class:`apiserver.config.ConfigError` with the offending key on a bad file.
+    Raises :class:`kubesphere.config.ConfigError` with the offending key on a bad file.
     """
     if path is None:
-        return ksconfig.Config(authentication=INSTALLER_AUTHENTICATION, ldap=None)
+        return ksconfig.Config()
     if not path.exists():
         raise ksconfig.ConfigError(f"{path}: no such file")
     loaded = ksconfig.load(path, env)
-    a = loaded.authentication
-    if a.rate_limiter_max_tries < 1:
-        raise ksconfig.ConfigError("authentication.authenticateRateLimiterMaxTries: must be at least 1")
-    if a.rate_limiter_duration <= 0:
-        raise ksconfig.ConfigError("authentication.authenticateRateLimiterDuration: must be positive")
-    if a.login_history_max_entries < 1:
-        raise ksconfig.ConfigError("authentication.loginHistoryMaximumEntries: must be at least 1")
     if loaded.ldap is not None and not loaded.ldap.manager_password:
         raise ksconfig.ConfigError("ldap: no manager password (set KUBESPHERE_LDAP_PASSWORD)")
     return loaded

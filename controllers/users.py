@@ -30,16 +30,16 @@ import kopf
 from controllers import kubeconfigs, metrics, passwords, ratelimit
 from controllers.context import Context
 from controllers.errors import GiveUp
-from controllers.kube import (
-    CLUSTER_ROLE_BINDINGS,
-    CONFIG_MAPS,
-    GLOBAL_ROLE_BINDINGS,
-    GROUP_BINDINGS,
-    LOGIN_RECORDS,
+from kubesphere.resources import (
+    CLUSTERROLEBINDINGS,
+    CONFIGMAPS,
+    GLOBALROLEBINDINGS,
+    GROUPBINDINGS,
+    LOGINRECORDS,
     NAMESPACES,
-    ROLE_BINDINGS,
+    ROLEBINDINGS,
     USERS,
-    WORKSPACE_ROLE_BINDINGS,
+    WORKSPACEROLEBINDINGS,
     Obj,
     now_rfc3339,
     owner_reference,
@@ -87,7 +87,7 @@ def desired_status(
         return ratelimit.Verdict(ratelimit.ACTIVE, reason=str(status.get("reason") or ""))
     counting = state == ratelimit.ACTIVE or last_transition is None
     selector = f"{USER_REF}={user['metadata']['name']}"
-    records = ctx.kube.list(LOGIN_RECORDS, labels=selector) if counting else []
+    records = ctx.kube.list(LOGINRECORDS, labels=selector) if counting else []
     auth = ctx.settings.authentication
     return ratelimit.verdict(
         state=state,
@@ -174,15 +174,15 @@ def ensure_kubeconfig(ctx: Context, user: Obj) -> None:
         },
         "data": {kubeconfigs.KEY: text},
     }
-    existing = ctx.kube.get(CONFIG_MAPS, cm_name, namespace=ns)
+    existing = ctx.kube.get(CONFIGMAPS, cm_name, namespace=ns)
     if existing is None:
-        ctx.kube.create(CONFIG_MAPS, body, namespace=ns)
+        ctx.kube.create(CONFIGMAPS, body, namespace=ns)
         return
     owners = existing["metadata"].get("ownerReferences") or []
     same_owner = any(o.get("uid") == user["metadata"]["uid"] for o in owners)
     if (existing.get("data") or {}).get(kubeconfigs.KEY) != text or not same_owner:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        ctx.kube.patch(CONFIG_MAPS, cm_name, body, namespace=ns)
+        ctx.kube.patch(CONFIGMAPS, cm_name, body, namespace=ns)
 
 
 def record_login(ctx: Context, name: str, *, at: str) -> None:
@@ -215,12 +215,12 @@ def cleanup(ctx: Context, name: str) -> None:
     selector = f"{USER_REF}={name}"
     removed = 0
     for kind in (
-        GLOBAL_ROLE_BINDINGS,
-        WORKSPACE_ROLE_BINDINGS,
-        CLUSTER_ROLE_BINDINGS,
-        ROLE_BINDINGS,
-        GROUP_BINDINGS,
-        LOGIN_RECORDS,
+        GLOBALROLEBINDINGS,
+        WORKSPACEROLEBINDINGS,
+        CLUSTERROLEBINDINGS,
+        ROLEBINDINGS,
+        GROUPBINDINGS,
+        LOGINRECORDS,
     ):
         removed += ctx.kube.delete_labelled(kind, selector)
     if ctx.ldap is not None:

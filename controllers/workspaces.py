@@ -24,17 +24,17 @@ import kopf
 
 from controllers import metrics, namespaces
 from controllers.context import Context
-from controllers.kube import (
+from controllers.users import USER_REF
+from kubesphere.resources import (
     NAMESPACES,
-    WORKSPACE_ROLE_BINDINGS,
-    WORKSPACE_ROLES,
-    WORKSPACE_TEMPLATES,
+    WORKSPACEROLEBINDINGS,
+    WORKSPACEROLES,
     WORKSPACES,
-    Kind,
+    WORKSPACETEMPLATES,
     Obj,
+    Resource,
     owner_reference,
 )
-from controllers.users import USER_REF
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,11 @@ ROLE_REF = "iam.kubesphere.io/role-ref"
 WORKSPACE_ROLES_FROM = ("admin", "regular", "viewer", "self-provisioner")
 
 
-def _typed(kind: Kind, obj: Obj) -> Obj:
+def _typed(kind: Resource, obj: Obj) -> Obj:
     return {**obj, "apiVersion": kind.api_version, "kind": kind.kind}
 
 
-def ensure(ctx: Context, kind: Kind, want: Obj, *, compare: tuple[str, ...]) -> Obj:
+def ensure(ctx: Context, kind: Resource, want: Obj, *, compare: tuple[str, ...]) -> Obj:
     """Create ``want``, or bring the existing object's ``compare`` fields, labels and owners to it."""
     name = want["metadata"]["name"]
     existing = ctx.kube.get(kind, name)
@@ -73,11 +73,11 @@ def ensure(ctx: Context, kind: Kind, want: Obj, *, compare: tuple[str, ...]) -> 
 
 
 def reconcile_template(ctx: Context, name: str) -> None:
-    template = ctx.kube.get(WORKSPACE_TEMPLATES, name)
+    template = ctx.kube.get(WORKSPACETEMPLATES, name)
     if template is None or template["metadata"].get("deletionTimestamp"):
         return
-    template = ctx.kube.add_finalizer(WORKSPACE_TEMPLATES, template, TEMPLATE_FINALIZER)
-    owner = owner_reference(_typed(WORKSPACE_TEMPLATES, template))
+    template = ctx.kube.add_finalizer(WORKSPACETEMPLATES, template, TEMPLATE_FINALIZER)
+    owner = owner_reference(_typed(WORKSPACETEMPLATES, template))
     tpl = (template.get("spec") or {}).get("template") or {}
     spec = tpl.get("spec") or {}
     labels = dict((tpl.get("metadata") or {}).get("labels") or {})
@@ -99,7 +99,7 @@ def reconcile_template(ctx: Context, name: str) -> None:
             },
             "rules": template_role.get("rules") or [],
         }
-        ensure(ctx, WORKSPACE_ROLES, want, compare=("rules",))
+        ensure(ctx, WORKSPACEROLES, want, compare=("rules",))
     manager = spec.get("manager")
     if manager:
         role = f"{name}-admin"
@@ -109,21 +109,21 @@ def reconcile_template(ctx: Context, name: str) -> None:
                 "labels": {WORKSPACE_LABEL: name, USER_REF: manager, ROLE_REF: role},
                 "ownerReferences": [owner],
             },
-            "roleRef": {"apiGroup": WORKSPACE_ROLES.group, "kind": WORKSPACE_ROLES.kind, "name": role},
+            "roleRef": {"apiGroup": WORKSPACEROLES.group, "kind": WORKSPACEROLES.kind, "name": role},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": manager}],
         }
-        ensure(ctx, WORKSPACE_ROLE_BINDINGS, binding, compare=("subjects", "roleRef"))
+        ensure(ctx, WORKSPACEROLEBINDINGS, binding, compare=("subjects", "roleRef"))
     else:
         # No manager any more: the binding this template made for one goes.
-        existing = ctx.kube.get(WORKSPACE_ROLE_BINDINGS, f"{name}-admin")
+        existing = ctx.kube.get(WORKSPACEROLEBINDINGS, f"{name}-admin")
         owners = (existing or {}).get("metadata", {}).get("ownerReferences") or []
         if existing is not None and any(o.get("uid") == owner["uid"] for o in owners):
-            ctx.kube.delete(WORKSPACE_ROLE_BINDINGS, f"{name}-admin")
+            ctx.kube.delete(WORKSPACEROLEBINDINGS, f"{name}-admin")
 
 
 def cleanup_template(ctx: Context, name: str) -> None:
     ctx.kube.delete(WORKSPACES, name)
-    ctx.kube.remove_finalizer(WORKSPACE_TEMPLATES, name, TEMPLATE_FINALIZER)
+    ctx.kube.remove_finalizer(WORKSPACETEMPLATES, name, TEMPLATE_FINALIZER)
 
 
 def reconcile_workspace(ctx: Context, name: str) -> int:
@@ -143,7 +143,7 @@ def cleanup_workspace(ctx: Context, name: str) -> None:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    tg, tv, tp = WORKSPACE_TEMPLATES.group, WORKSPACE_TEMPLATES.version, WORKSPACE_TEMPLATES.plural
+    tg, tv, tp = WORKSPACETEMPLATES.group, WORKSPACETEMPLATES.version, WORKSPACETEMPLATES.plural
     wg, wv, wp = WORKSPACES.group, WORKSPACES.version, WORKSPACES.plural
 
     @kopf.on.resume(tg, tv, tp, registry=registry, backoff=5)

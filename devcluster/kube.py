@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client import ApiException
+
+from kubesphere import kubeconfig
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 STORAGE_CLASS = "kwok-volume"
@@ -42,9 +44,8 @@ def write_kubeconfig(path: Path, *, server: str, pki: Path) -> None:
     path.chmod(0o600)
 
 
-def api_client(kubeconfig: Path) -> client.ApiClient:
-    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    return api
+def api_client(path: Path) -> client.ApiClient:
+    return kubeconfig.api_client(path)
 
 
 def node_manifest(index: int) -> dict[str, Any]:

@@ -1,72 +1,67 @@
 """The installer's one contact with the Kubernetes API.
 
 Reads and watches the ClusterConfiguration, patches its status subresource,
-posts Events about it, and reads and writes the leader-election Lease.
-Every call is bounded by a request timeout; every write is counted by kind,
-so benchmarks and metrics can tell a no-op reconcile from a busy one.
+posts Events about it; the leader-election Lease goes through the same client
+(:mod:`kubesphere.leases`).  Calls are the shared platform client's
+(:class:`kubesphere.rest.Rest`, a request timeout on each) and failures are
+sorted by the shared rule into the installer's two kinds:
+:class:`~installer.errors.TemporaryError` (409, 429, 5xx, no answer: retried
+with backoff) and :class:`~installer.errors.PermanentError` (400, 403, 422:
+retrying the same request cannot help).  Every write is counted by kind, so
+benchmarks and metrics can tell a no-op reconcile from a busy one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client import ApiException
 
-from installer.errors import TemporaryError
+from installer.errors import ConfigurationError, InstallerError, PermanentError, TemporaryError
+from kubesphere import kubeconfig
+from kubesphere.errors import CredentialsError, KubeError
+from kubesphere.resources import CLUSTERCONFIGURATIONS, EVENTS, NODES, Obj, now_rfc3339
+from kubesphere.rest import Rest
 
 log = logging.getLogger(__name__)
 
-GROUP = "installer.kubesphere.io"
-VERSION = "v1alpha1"
-PLURAL = "clusterconfigurations"
-KIND = "ClusterConfiguration"
-REQUEST_TIMEOUT = 30
+CC = CLUSTERCONFIGURATIONS
 WATCH_SECONDS = 60
 
-Obj = dict[str, Any]
 
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def connect(kubeconfig: Path | None) -> client.ApiClient:
-    """An API client from ``kubeconfig``, else the in-cluster service account."""
-    if kubeconfig:
-        api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        return api
+def connect(path: Path | None) -> client.ApiClient:
+    """An API client from ``path``, else ``$KUBECONFIG``, the service account, ``~/.kube/config``."""
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+        return kubeconfig.api_client(path)
+    except CredentialsError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
-def _temporary(what: str, exc: Exception) -> TemporaryError:
-    return TemporaryError(f"{what}: {exc}")
+def sorted_error(exc: KubeError) -> InstallerError:
+    """The installer's exception for an API failure, by the shared rule."""
+    if exc.temporary:
+        return TemporaryError(str(exc))
+    return PermanentError(str(exc))
 
 
-class Kube:
+class Kube(Rest):
     def __init__(self, api: client.ApiClient, *, namespace: str, name: str) -> None:
-        self.api = api
+        super().__init__(api, translate=sorted_error)
         self.namespace = namespace
         self.name = name
         self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
-        self.coordination = client.CoordinationV1Api(api)
         self.writes: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.on_write: Callable[[str], None] | None = None
 
-    def _count(self, kind: str) -> None:
+    def count(self, kind: str) -> None:
+        """Count one write of ``kind`` (status, event, lease)."""
         with self._lock:
             self.writes[kind] += 1
         if self.on_write:
@@ -74,20 +69,7 @@ class Kube:
 
     # -- the ClusterConfiguration ----------------------------------------------------
     def get_cc(self) -> Obj | None:
-        try:
-            obj = cast(
-                Obj,
-                self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, self.name, _request_timeout=REQUEST_TIMEOUT
-                ),
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _temporary(f"reading {KIND} {self.namespace}/{self.name}", exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _temporary(f"reading {KIND} {self.namespace}/{self.name}", exc) from exc
-        return obj
+        return self.get(CC, self.name, namespace=self.namespace)
 
     def watch_cc(self, stop: threading.Event) -> Iterator[tuple[str, Obj]]:
         """Yield ``(event type, object)`` for our CR until ``stop`` is set.
@@ -104,18 +86,15 @@ class Kube:
                 rv = (obj or {}).get("metadata", {}).get("resourceVersion")
                 if rv is None:
                     # No object yet: list to learn a resourceVersion to watch from.
-                    listing: Obj = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
-                        GROUP, VERSION, self.namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
-                    )
-                    rv = listing["metadata"]["resourceVersion"]
+                    _, rv = self.list_with_version(CC, namespace=self.namespace, page_size=1)
             w = watch.Watch()  # type: ignore[no-untyped-call]
             try:
                 for event in w.stream(  # type: ignore[no-untyped-call]
                     self.custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
+                    CC.group,
+                    CC.version,
                     self.namespace,
-                    PLURAL,
+                    CC.plural,
                     field_selector=f"metadata.name={self.name}",
                     resource_version=rv,
                     allow_watch_bookmarks=True,
@@ -143,26 +122,24 @@ class Kube:
                 stop.wait(2)
 
     def patch_status(self, patch: Obj) -> None:
-        """Merge ``patch`` into the status subresource (``None`` values delete keys)."""
+        """Merge ``patch`` into the status subresource (``None`` values delete keys).
+
+        A ClusterConfiguration that is gone is not an error (nothing to report
+        to); a rejected patch raises :class:`PermanentError`.
+        """
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                self.name,
-                {"status": patch},
-                _content_type="application/merge-patch+json",
-                _request_timeout=REQUEST_TIMEOUT,
+            self.request(
+                "PATCH",
+                CC.path(namespace=self.namespace, name=self.name, subresource="status"),
+                body={"status": patch},
+                content_type="application/merge-patch+json",
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 404:
-                log.info("%s %s/%s is gone; status not written", KIND, self.namespace, self.name)
+                log.info("%s %s/%s is gone; status not written", CC.kind, self.namespace, self.name)
                 return
-            raise _temporary("patching status", exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _temporary("patching status", exc) from exc
-        self._count("status")
+            self.fail(exc)
+        self.count("status")
 
     def post_event(self, cc: Obj, *, kind: str, reason: str, message: str) -> None:
         """A core/v1 Event about the ClusterConfiguration (shown by kubectl describe)."""
@@ -171,8 +148,8 @@ class Kube:
         body = {
             "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
             "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "apiVersion": CC.api_version,
+                "kind": CC.kind,
                 "name": self.name,
                 "namespace": self.namespace,
                 "uid": meta.get("uid"),
@@ -188,59 +165,21 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(
-                self.namespace,
-                body,  # type: ignore[arg-type]
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            self.create(EVENTS, body, namespace=self.namespace)
+        except InstallerError as exc:
             # Events are best effort: never fail a reconcile because one could not be posted.
             log.warning("could not post event %s: %s", reason, exc)
             return
-        self._count("event")
+        self.count("event")
 
     def console_address(self, port: int) -> str:
         """``http://<first node's InternalIP>:<port>``, as ks-installer's banner says."""
         try:
-            nodes = self.core.list_node(limit=1, _request_timeout=REQUEST_TIMEOUT).items
-        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            nodes = self.call("GET", NODES.path(), query=[("limit", "1")]).get("items") or []
+        except InstallerError:
             nodes = []
         for node in nodes:
-            for addr in node.status.addresses if node.status and node.status.addresses else []:
-                if addr.type == "InternalIP":
-                    return f"http://{addr.address}:{port}"
+            for addr in (node.get("status") or {}).get("addresses") or []:
+                if addr.get("type") == "InternalIP":
+                    return f"http://{addr['address']}:{port}"
         return f"http://<node-ip>:{port}"
-
-    # -- leader election -----------------------------------------------------------
-    def read_lease(self, name: str) -> client.V1Lease | None:
-        try:
-            return self.coordination.read_namespaced_lease(
-                name, self.namespace, _request_timeout=REQUEST_TIMEOUT
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _temporary("reading lease", exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _temporary("reading lease", exc) from exc
-
-    def write_lease(self, lease: client.V1Lease, *, create: bool) -> bool:
-        """Create or replace ``lease``; False when another replica won the race."""
-        try:
-            if create:
-                self.coordination.create_namespaced_lease(
-                    self.namespace, lease, _request_timeout=REQUEST_TIMEOUT
-                )
-            else:
-                assert lease.metadata is not None and lease.metadata.name
-                self.coordination.replace_namespaced_lease(
-                    lease.metadata.name, self.namespace, lease, _request_timeout=REQUEST_TIMEOUT
-                )
-        except ApiException as exc:
-            if exc.status in (409, 422):
-                return False
-            raise _temporary("writing lease", exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _temporary("writing lease", exc) from exc
-        self._count("lease")
-        return True

@@ -12,10 +12,10 @@ from installer import __version__
 from installer.components import load_table
 from installer.engine import Engine
 from installer.kube import Kube, connect
-from installer.leader import LeaderElector
 from installer.metrics import Health, Metrics, serve
 from installer.runs import Runner
 from installer.settings import Settings
+from kubesphere.leases import LeaderElector, LeaseOptions
 
 log = logging.getLogger("ks-installer")
 
@@ -104,14 +104,14 @@ def _lead_when_elected(
         metrics.leader.set(1 if leading else 0)
         changed.set()
 
-    elector = LeaderElector(
-        kube,
+    lease = LeaseOptions(
         name=settings.lease_name,
+        namespace=settings.namespace,
         identity=settings.identity,
         duration=settings.lease_duration,
         renew=settings.lease_renew,
-        on_change=on_change,
     )
+    elector = LeaderElector(kube, lease, on_change=on_change, on_write=lambda: kube.count("lease"))
     campaign = threading.Thread(target=elector.run, args=(stop,), name="leader-election", daemon=True)
     campaign.start()
     health.role, health.ready = "standby", True

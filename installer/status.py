@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from installer.components import ComponentTable
-from installer.kube import now_rfc3339
 from installer.planner import State
+from kubesphere.resources import now_rfc3339
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver.config import Config
 from apiserver.kapis import common
 from apiserver.openapi import Routes
+from kubesphere.config import Config
 
 PREFIX = "/kapis/config.kubesphere.io/v1alpha2"
 routes = Routes(PREFIX, "Config")

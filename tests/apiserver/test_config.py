@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from apiserver.config import parse
 from apiserver.kapis.config import configz, oauth_options
+from kubesphere.config import parse
 from tests.apiserver.conftest import ApiServer
 
 CONFIG = "/kapis/config.kubesphere.io/v1alpha2/configs"

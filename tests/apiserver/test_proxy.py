@@ -175,8 +175,8 @@ def test_dot_segments_are_refused_before_authorization(apiserver: ApiServer, nam
 
 
 def test_gateway_route_table() -> None:
-    from apiserver.config import parse
     from apiserver.proxy import gateway_routes
+    from kubesphere.config import parse
 
     cfg = parse(
         {

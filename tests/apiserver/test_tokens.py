@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from apiserver.config import Authentication, Cache, OAuthOptions
 from apiserver.tokens import MemoryStore, RedisStore, TokenError, TokenIssuer, TokenStore
+from kubesphere.config import Authentication, Cache, OAuthOptions
 from tests.services import RedisServer
 
 SECRET = "unit-test-secret-long-enough-for-hs256!"

@@ -1,7 +1,9 @@
 """kubesphere.yaml: the platform configuration ks-apiserver and ks-controller-manager share.
 
-The file is what the core role renders into the ``kubesphere-config`` ConfigMap
-(``roles/ks_core/templates/kubesphere.yaml.j2``).  It holds no secrets: the JWT
+This module is the one schema of that file and holds its defaults; the core
+role renders the file into the ``kubesphere-config`` ConfigMap
+(``roles/ks_core/templates/kubesphere.yaml.j2``) from defaults that say the
+same (a unit test holds the role's defaults and the docs to these).  It holds no secrets: the JWT
 key and the Redis and LDAP passwords come from the environment
 (``KUBESPHERE_JWT_SECRET``, ``KUBESPHERE_CACHE_PASSWORD``,
 ``KUBESPHERE_LDAP_PASSWORD``), which the Deployments fill from Secrets.
@@ -82,8 +84,9 @@ class OAuthOptions:
 
 @dataclass(frozen=True)
 class Authentication:
-    rate_limiter_max_tries: int = 5
-    rate_limiter_duration: float = 1800.0
+    #: Failed logins within ``rate_limiter_duration`` that limit a user (AuthLimitExceeded).
+    rate_limiter_max_tries: int = 10
+    rate_limiter_duration: float = 600.0
     login_history_retention: float = 168 * 3600.0
     login_history_max_entries: int = 100
     maximum_clock_skew: float = 10.0
@@ -195,6 +198,12 @@ def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> Config:
         jwt_secret=env.get("KUBESPHERE_JWT_SECRET") or str(a.get("jwtSecret") or ""),
         oauth=_oauth(_mapping(a, "oauthOptions", p)),
     )
+    if authn.rate_limiter_max_tries < 1:
+        raise ConfigError(f"{p}authenticateRateLimiterMaxTries: must be at least 1")
+    if authn.rate_limiter_duration <= 0:
+        raise ConfigError(f"{p}authenticateRateLimiterDuration: must be positive")
+    if authn.login_history_max_entries < 1:
+        raise ConfigError(f"{p}loginHistoryMaximumEntries: must be at least 1")
     mode = str(_mapping(raw, "authorization", "").get("mode") or "RBAC")
     if mode not in ("RBAC", "AlwaysAllow", "AlwaysDeny"):
         raise ConfigError(f"authorization.mode: {mode!r} is not one of RBAC, AlwaysAllow, AlwaysDeny")
