@@ -65,10 +65,11 @@ test-cluster: setup ## tests against the local control plane (started or reused)
 test-molecule: cluster-up ## molecule scenarios (delegated driver) against the local cluster
 	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig $(VENV)/bin/molecule test --all
 
-lint: venv ## ruff, mypy, yamllint, ansible-lint
+lint: venv ## ruff, mypy, import contracts, yamllint, ansible-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint
 

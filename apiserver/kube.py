@@ -92,7 +92,11 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: Path | None) -> KubeClient:
         """``path``, else ``$KUBECONFIG``, else the pod's service account, else ``~/.kube/config``."""
-        cfg = kubeconfig.load(path)
+        return cls.from_configuration(kubeconfig.load(path))
+
+    @classmethod
+    def from_configuration(cls, cfg: Any) -> KubeClient:
+        """A client on a loaded :class:`kubernetes.client.Configuration`."""
 
         def auth() -> str | None:
             # Calls the refresh hook, so a rotated service-account token is picked up.

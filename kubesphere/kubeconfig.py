@@ -21,10 +21,13 @@ import ssl
 from pathlib import Path
 
 from kubernetes import client, config
+from kubernetes.config import incluster_config
 
 from kubesphere.errors import CredentialsError
 
 SERVICE_ACCOUNT_ENV = "KUBERNETES_SERVICE_HOST"
+#: Where kubelet mounts the pod's service-account token and the cluster CA.
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def source(path: Path | None = None) -> Path | str:
@@ -42,13 +45,16 @@ def source(path: Path | None = None) -> Path | str:
     raise CredentialsError("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a pod")
 
 
-def load(path: Path | None = None) -> client.Configuration:
+def load(path: Path | None = None, *, service_account: Path = SERVICE_ACCOUNT) -> client.Configuration:
     """A client Configuration from the first source that applies (see the module docstring)."""
     where = source(path)
     cfg = client.Configuration()
     try:
         if where == "in-cluster":
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                token_filename=str(service_account / "token"), cert_filename=str(service_account / "ca.crt")
+            )
+            loader.load_and_set(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
             if not Path(where).exists():
                 raise CredentialsError(f"kubeconfig {where}: no such file")
