@@ -127,18 +127,16 @@ class Kube(Rest):
         A ClusterConfiguration that is gone is not an error (nothing to report
         to); a rejected patch raises :class:`PermanentError`.
         """
-        try:
-            self.request(
-                "PATCH",
-                CC.path(namespace=self.namespace, name=self.name, subresource="status"),
-                body={"status": patch},
-                content_type="application/merge-patch+json",
-            )
-        except KubeError as exc:
-            if exc.status == 404:
-                log.info("%s %s/%s is gone; status not written", CC.kind, self.namespace, self.name)
-                return
-            self.fail(exc)
+        written = self.call_unless(
+            404,
+            "PATCH",
+            CC.path(namespace=self.namespace, name=self.name, subresource="status"),
+            body={"status": patch},
+            content_type="application/merge-patch+json",
+        )
+        if written is None:
+            log.info("%s %s/%s is gone; status not written", CC.kind, self.namespace, self.name)
+            return
         self.count("status")
 
     def post_event(self, cc: Obj, *, kind: str, reason: str, message: str) -> None:

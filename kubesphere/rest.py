@@ -113,15 +113,19 @@ class Rest:
         except KubeError as exc:
             self.fail(exc)
 
+    def call_unless(self, status: int, method: str, path: str, **kwargs: Any) -> Obj | None:
+        """:meth:`call`, with None for an answer of ``status`` (404 on a read, 409 on a create)."""
+        try:
+            return self.request(method, path, **kwargs)
+        except KubeError as exc:
+            if exc.status == status:
+                return None
+            self.fail(exc)
+
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, res: Resource, name: str, *, namespace: str | None = None) -> Obj | None:
         """The object, or None when it does not exist."""
-        try:
-            return self.request("GET", res.path(namespace=namespace, name=name))
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            self.fail(exc)
+        return self.call_unless(404, "GET", res.path(namespace=namespace, name=name))
 
     def list(
         self,
@@ -170,12 +174,7 @@ class Rest:
     def create(self, res: Resource, body: Obj, *, namespace: str | None = None) -> Obj | None:
         """Create ``body``; None if an object of that name already exists (409)."""
         body = {"apiVersion": res.api_version, "kind": res.kind, **body}
-        try:
-            return self.request("POST", res.path(namespace=namespace), body=body)
-        except KubeError as exc:
-            if exc.status == 409:
-                return None
-            self.fail(exc)
+        return self.call_unless(409, "POST", res.path(namespace=namespace), body=body)
 
     def patch(
         self,
@@ -200,10 +199,6 @@ class Rest:
     ) -> bool:
         """Delete; False if it was already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        try:
-            self.request("DELETE", res.path(namespace=namespace, name=name), body=body)
-            return True
-        except KubeError as exc:
-            if exc.status == 404:
-                return False
-            self.fail(exc)
+        return (
+            self.call_unless(404, "DELETE", res.path(namespace=namespace, name=name), body=body) is not None
+        )
