@@ -108,6 +108,10 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log written)"
 
 
+#: Processes this interpreter started, by pid (see :func:`start`).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def start(component: Component, logs: Path) -> int:
     """Start ``component`` detached and wait until its probe passes; return its pid."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -134,11 +138,17 @@ def start(component: Component, logs: Path) -> int:
                 f"(port {component.port}); log: {log}\n{tail(log)}"
             )
         if component.probe():
+            # Detached, it outlives this call; holding the handle keeps it from being reaped unseen.
+            _STARTED[proc.pid] = proc
             return proc.pid
         time.sleep(0.25)
+    # Never ready: do not leave it behind half-started.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
     raise ClusterError(
         f"{component.name} was not ready after {component.timeout:.0f}s "
-        f"(port {component.port}); log: {log}\n{tail(log)}"
+        f"(port {component.port}); it was stopped; log: {log}\n{tail(log)}"
     )
 
 
@@ -175,5 +185,10 @@ def stop(pids: dict[str, int], state: Path, *, grace: float = 10.0) -> list[str]
         for kill in (os.killpg, os.kill):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
+    for pid in targets:  # reap the ones this interpreter started
+        proc = _STARTED.pop(pid, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
     names = {pid: name for name, pid in pids.items()}
     return [names.get(p, str(p)) for p in targets]

@@ -95,7 +95,7 @@ def test_start_names_component_port_and_log_when_it_exits(tmp_path: Path) -> Non
 
 
 def test_start_reports_a_component_that_never_gets_ready(tmp_path: Path) -> None:
-    # sh's $0 carries the state dir, so the sweep in stop() finds the process.
+    # sh's $0 carries the state dir, so the sweep in stop() would find a process left behind.
     comp = processes.Component(
         "slow", ["sh", "-c", "sleep 30", str(tmp_path)], None, lambda: False, timeout=0.5
     )
@@ -103,8 +103,9 @@ def test_start_reports_a_component_that_never_gets_ready(tmp_path: Path) -> None
         processes.start(comp, tmp_path)
     except processes.ClusterError as exc:
         assert "slow was not ready after" in str(exc)
+        assert "it was stopped" in str(exc)
     else:
         raise AssertionError("start() accepted a component that never became ready")
     finally:
         stopped = processes.stop({}, tmp_path, grace=2)
-    assert stopped, "the slow process was not found and stopped"
+    assert not stopped, f"start() left the never-ready process behind: {stopped}"
