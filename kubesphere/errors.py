@@ -5,7 +5,8 @@ Every package of the platform sorts API failures with :func:`retryable`, so a
 apiserver:
 
 * **retry later**: no answer at all (connection refused, reset, timed out),
-  ``408`` and ``504`` (timeouts), ``409`` (a conflict: read again, try again),
+  ``408`` and ``504`` (timeouts), ``409`` (a conflict: read again, try again;
+  but not ``AlreadyExists``, the 409 of a create whose name is taken),
   ``429`` (throttled) and every other ``5xx``;
 * **give up**: everything else, notably ``400``, ``401``, ``403``, ``404``,
   ``410`` and ``422``; retrying the same request cannot change the answer.
@@ -54,8 +55,11 @@ class KubeError(Exception):
 
     @property
     def temporary(self) -> bool:
-        """Worth retrying later by the shared rule (:func:`retryable`)."""
-        return retryable(self.status)
+        """Worth retrying later by the shared rule (:func:`retryable`).
+
+        A 409 that says ``AlreadyExists`` is the one exception: the same create can never succeed.
+        """
+        return retryable(self.status) and self.reason != "AlreadyExists"
 
     @classmethod
     def from_response(cls, status: int, raw: bytes | str | None, *, what: str = "") -> KubeError:

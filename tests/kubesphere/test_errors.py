@@ -46,6 +46,13 @@ def test_installer_and_controllers_sort_by_the_same_rule(status: int) -> None:
         assert isinstance(controllers, GiveUp)
 
 
+def test_a_name_taken_is_not_a_conflict_to_retry() -> None:
+    exists = KubeError(409, {"reason": "AlreadyExists", "message": 'configmaps "x" already exists'})
+    modified = KubeError(409, {"reason": "Conflict", "message": "the object has been modified"})
+    assert not exists.temporary and modified.temporary
+    assert isinstance(installer_error(exists), PermanentError)
+
+
 def test_no_answer_is_temporary_everywhere() -> None:
     exc = KubeUnavailable("connection refused")
     assert exc.temporary and exc.status == 503
