@@ -11,14 +11,17 @@ configures; its manager is ``cn=admin,dc=kubesphere,dc=io``.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BASE_DN = "dc=kubesphere,dc=io"
 MANAGER_DN = f"cn=admin,{BASE_DN}"
@@ -143,12 +146,26 @@ class Slapd(_Daemon):
         self._seed()
         return self
 
-    def _seed(self) -> None:
-        """The base entry and the two organisational units, as the openldap role creates them."""
+    @contextlib.contextmanager
+    def connect(self, dn: str | None = None, password: str | None = None) -> Iterator[Any]:
+        """A bound ldap3 connection (the manager's unless told), always unbound afterwards.
+
+        ldap3's own ``with`` leaves a connection that was bound on entry open.
+        """
         import ldap3
 
-        server = ldap3.Server("127.0.0.1", port=self.port)
-        with ldap3.Connection(server, self.manager_dn, self.password, auto_bind=True) as conn:
+        conn = ldap3.Connection(
+            ldap3.Server("127.0.0.1", port=self.port), dn or self.manager_dn, password or self.password
+        )
+        try:
+            conn.bind()
+            yield conn
+        finally:
+            conn.unbind()
+
+    def _seed(self) -> None:
+        """The base entry and the two organisational units, as the openldap role creates them."""
+        with self.connect() as conn:
             conn.add(self.base_dn, ["dcObject", "organization"], {"o": "kubesphere", "dc": "kubesphere"})
             for ou in ("Users", "Groups"):
                 conn.add(f"ou={ou},{self.base_dn}", ["organizationalUnit"], {"ou": ou})

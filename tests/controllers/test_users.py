@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import bcrypt
-import ldap3
 import pytest
 import yaml
 
@@ -231,9 +230,7 @@ def test_deleting_a_user_removes_its_bindings_and_records(
 
 
 def _ldap_entry(slapd: Slapd, name: str) -> dict[str, Any] | None:
-    with ldap3.Connection(
-        ldap3.Server("127.0.0.1", port=slapd.port), slapd.manager_dn, slapd.password, auto_bind=True
-    ) as conn:
+    with slapd.connect() as conn:
         conn.search(f"ou=Users,{slapd.base_dn}", f"(uid={name})", attributes=["mail", "cn", "userPassword"])
         return dict(conn.entries[0].entry_attributes_as_dict) if conn.entries else None
 
@@ -249,8 +246,8 @@ def test_ldap_entry_follows_the_user(manager: Manager, objects: Objects, slapd: 
     stored = stored.decode() if isinstance(stored, bytes) else stored
     assert stored.startswith("{CRYPT}$2") and PASSWORD not in stored
     dn = f"uid={name},ou=Users,{slapd.base_dn}"
-    with ldap3.Connection(ldap3.Server("127.0.0.1", port=slapd.port), dn, PASSWORD) as conn:
-        assert conn.bind(), f"simple bind as the user with its password: {conn.result}"
+    with slapd.connect(dn, PASSWORD) as conn:
+        assert conn.bound, f"simple bind as the user with its password: {conn.result}"
 
     objects.patch(IAM, "User", name, {"spec": {"email": f"changed-{name}@example.com"}})
     wait_for(
