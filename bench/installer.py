@@ -50,7 +50,8 @@ def _start(kubeconfig: Path, ns: str, log: Path, port: int) -> subprocess.Popen[
     cmd = [sys.executable, "-m", "installer.cli", "--kubeconfig", str(kubeconfig), "-n", ns, "run",
            "--component-table", str(TABLE), "--listen", f"127.0.0.1:{port}",
            "--no-leader-election"]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
 
 def _wait(check: Any, what: str, timeout: float = 300) -> Any:

@@ -85,8 +85,8 @@ class Operator:
         ]  # fmt: skip
         if self.table:  # None: the default table and the project's own roles
             cmd += ["--component-table", str(self.table)]
-        out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+        with self.log_path.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
         return self
 
     def log(self) -> str:
