@@ -10,9 +10,12 @@ failure message.  The data dir is removed afterwards unless kept for debugging.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -24,6 +27,8 @@ from typing import Any
 
 import ansible_runner
 import yaml
+
+from installer import runguard
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,61 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == SUCCESSFUL
+
+
+#: Every run's data dir is named ``ks-run-<component>-<action>-<random>`` and records its operator.
+DATA_DIR_PREFIX = "ks-run-"
+OWNER_FILE = "owner"
+GUARD = "ansible-playbook"
+GUARD_SCRIPT = "import sys\nfrom installer.runguard import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+def _process_identity(pid: int) -> str:
+    """``<pid> <start time>``: a pid alone may be reused after the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        started = stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "?"
+    return f"{pid} {started}"
+
+
+def _owner_alive(data_dir: Path) -> bool:
+    try:
+        recorded = (data_dir / OWNER_FILE).read_text().strip()
+        pid = int(recorded.split()[0])
+    except (OSError, ValueError, IndexError):
+        return True  # not ours, or being created: leave it
+    return _process_identity(pid) == recorded
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def sweep_stale_runs(work_dir: Path | None) -> list[Path]:
+    """Remove the data dirs (and any process still in them) of operators that are gone."""
+    base = work_dir or Path(tempfile.gettempdir())
+    removed = []
+    for data_dir in sorted(base.glob(f"{DATA_DIR_PREFIX}*")):
+        if not data_dir.is_dir() or _owner_alive(data_dir):
+            continue
+        for pid in _processes_mentioning(str(data_dir)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        removed.append(data_dir)
+    return removed
 
 
 class _UnsafeDumper(yaml.SafeDumper):
@@ -158,7 +218,13 @@ class Runner:
     def _prepare(self, request: RunRequest) -> Path:
         if self.work_dir:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-        data_dir = Path(tempfile.mkdtemp(prefix=f"{request.component}-{request.action}-", dir=self.work_dir))
+        prefix = f"{DATA_DIR_PREFIX}{request.component}-{request.action}-"
+        data_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=self.work_dir))
+        (data_dir / OWNER_FILE).write_text(_process_identity(os.getpid()))
+        # The guard runs in ansible-playbook's place (see installer/runguard.py).
+        guard = data_dir / GUARD
+        guard.write_text(f"#!{sys.executable}\n{GUARD_SCRIPT}")
+        guard.chmod(0o700)
         (data_dir / "env").mkdir()
         (data_dir / "inventory").mkdir()
         extravars = data_dir / "env" / "extravars"
@@ -167,6 +233,7 @@ class Runner:
             f.write(dump_unsafe(request.variables))
         envvars = self._envvars()
         envvars["ANSIBLE_LOCAL_TEMP"] = str(data_dir / "tmp")
+        envvars[runguard.PARENT_ENV] = str(os.getpid())
         (data_dir / "env" / "envvars").write_text(yaml.safe_dump(envvars))
         (data_dir / "inventory" / "hosts").write_text(
             f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
@@ -228,7 +295,10 @@ class Runner:
                     "suppress_ansible_output": True,
                 },
                 rotate_artifacts=1,
-                cmdline="--check --diff" if request.check else None,
+                # With a binary of its own, ansible-runner passes the arguments only: the
+                # playbook comes first among them.
+                binary=str(data_dir / GUARD),
+                cmdline=shlex.join([*(["--check", "--diff"] if request.check else []), str(self.playbook)]),
             )
             status, rc = str(result.status), result.rc
         except Exception as exc:  # ansible-runner itself broke: report it, never crash
