@@ -13,7 +13,7 @@ from installer.components import load_table
 from installer.engine import Engine
 from installer.kube import Kube, connect
 from installer.metrics import Health, Metrics, serve
-from installer.runs import Runner
+from installer.runs import Runner, sweep_stale_runs
 from installer.settings import Settings
 from kubesphere.leases import LeaderElector, LeaseOptions
 
@@ -59,6 +59,10 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
         verbosity=settings.ansible_verbosity,
         roles_paths=roles_paths,
     )
+
+    stale = sweep_stale_runs(settings.work_dir)
+    if stale:
+        log.info("removed %d run data dirs left by operators that are gone", len(stale))
 
     def new_engine() -> Engine:
         return Engine(
