@@ -80,6 +80,7 @@ class Engine:
         self.drift_due: set[str] = set()
         self.next_drift = clock() + settings.drift_interval if settings.drift_interval else None
         self.idle_logged: int | None = None
+        self._last_pass = float("-inf")  # when the last pass of the loop began (on ``clock``)
         self._cc_lock = threading.Lock()
 
     # -- input from the watch ---------------------------------------------------------
@@ -116,10 +117,12 @@ class Engine:
         """Reconcile until ``stop`` is set (leadership lost or shutdown)."""
         watcher = threading.Thread(target=self.watch_loop, args=(stop,), name="watch", daemon=True)
         watcher.start()
+        # Stepping down must not wait for the loop's idle timeout.
+        threading.Thread(target=self._wake_on, args=(stop,), name="stop", daemon=True).start()
         try:
             while not stop.is_set():
                 self.health.beat()
-                self.wait(self._sleep_for())
+                self.wait(self.seconds_until_due())
                 if stop.is_set():
                     break
                 try:
@@ -130,6 +133,10 @@ class Engine:
         finally:
             self.shutdown()
 
+    def _wake_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._wake.set()
+
     def wait(self, timeout: float) -> bool:
         """Sleep until something happened (a spec change, a result, progress) or ``timeout``."""
         woken = self._wake.wait(timeout=timeout)
@@ -138,22 +145,22 @@ class Engine:
 
     def step(self) -> None:
         """One pass of the loop: take in progress and results, then re-plan and start runs."""
+        self._last_pass = self.clock()
         self._drain()
         self.reconcile()
 
-    def _sleep_for(self) -> float:
+    def seconds_until_due(self) -> float:
+        """How long the loop may sleep before a retry or a drift check is due (at most 10s)."""
         now = self.clock()
-        deadlines = list(self.records.retry_at.values())
-        if self.preflight.retry_at is not None:
-            deadlines.append(self.preflight.retry_at)
-        if self.next_drift:
-            deadlines.append(self.next_drift)
-        if not deadlines:
-            return 10.0
-        return max(0.05, min(10.0, min(deadlines) - now))
+        deadlines = [*self.records.retry_at.values(), self.preflight.retry_at, self.next_drift]
+        # One that was due when the last pass began had its chance: that pass could not act on
+        # it (preflight refuses the spec). Waking for it again at once would spin.
+        pending = [t for t in deadlines if t is not None and t > self._last_pass]
+        return max(0.05, min(10.0, min(pending) - now)) if pending else 10.0
 
     def shutdown(self) -> None:
-        self.runs.stop_all("the spec changed")
+        """Cancel the runs in flight, record how they ended and write the status once more."""
+        self.runs.stop_all("the operator stopped")
         self._drain()
         try:
             self.write_status()

@@ -9,6 +9,7 @@ runs started.  The probe component table of the process tests is used
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -264,3 +265,70 @@ def test_a_restart_resumes_from_the_recorded_status_without_rerunning_anything(
     settle(again, ready_at_2, "Ready at generation 2")
     assert runner.summary() == [("delta", "install")]
     assert api.component("alpha") == before_alpha
+
+
+def test_losing_the_lease_cancels_runs_in_flight_and_a_new_leader_resumes(engines: EngineFactory) -> None:
+    api = FakeApi(probe(alpha={"enabled": True}, beta={"enabled": True}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    term = threading.Event()  # set by the operator when the lease is lost
+    loop = threading.Thread(target=engine.run, args=(term,), name="engine-under-test")
+    loop.start()
+    try:
+        runner.started(1).succeed()
+        beta = runner.started(2)
+        assert beta.component == "beta"
+    finally:
+        term.set()
+        loop.join(timeout=10)
+    assert not loop.is_alive()
+
+    assert beta.cancel.is_set()
+    assert beta.result is not None and beta.result.status == "canceled"
+    assert api.component("alpha")["state"] == "Enabled"
+    assert api.component("beta")["state"] == "Installing"  # it may have left objects
+    assert api.component("beta")["message"] == "canceled: the operator stopped"
+    assert api.condition("Ready")["status"] == "False"
+
+    runner = FakeRunner(auto=True)
+    successor = engines(api, runner)
+    start(successor, api)
+    settle(successor, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert runner.summary() == [("beta", "install")]
+
+
+def test_preflight_refusing_the_spec_changes_nothing_until_it_passes(
+    engines: EngineFactory, clock: FakeClock
+) -> None:
+    api = FakeApi(probe(alpha={"enabled": True}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    alpha = next_run(engine, runner, 1)
+    alpha.fail()
+    settle(engine, lambda: api.component("alpha").get("state") == "Failed", "alpha failed")
+    clock.advance(10.01)  # alpha's retry is due, but first the spec changes and preflight refuses it
+
+    runner.preflight_failure = "probe_preflight_reject is set: refusing before any change"
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v1"))
+    assert len(runner.runs) == 1  # nothing runs on a spec preflight refused
+    degraded = api.condition("Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "PreflightFailed"
+    assert "refusing before any change" in degraded["message"]
+    assert api.reasons().count("PreflightFailed") == 1
+    # The loop sleeps until preflight's own retry (backoff 10s: in [5, 10]) rather than
+    # waking at once, again and again, for alpha's retry that it cannot act on.
+    assert 5 - 0.01 <= engine.seconds_until_due() <= 10
+    engine.step()
+    assert len(runner.preflights) == 2  # the first spec, then the refused one; not again yet
+
+    clock.advance(10.01)
+    engine.step()
+    assert len(runner.preflights) == 3 and api.reasons().count("PreflightFailed") == 2
+
+    runner.preflight_failure = None
+    runner.auto = True
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v2"))
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert [r.spec["probe"]["alpha"].get("value") for r in runner.runs] == [None, "v2"]
+    assert api.condition("Degraded")["status"] == "False"
