@@ -3,9 +3,12 @@
 :func:`conditions` derives ``Ready``, ``Progressing`` and ``Degraded`` from the
 records, the plan, the runs in flight and preflight.  :class:`StatusWriter`
 builds the status document (:func:`installer.status.build_status`) and patches
-only what changed since the last write.  When everything enabled is ready it
-logs the Welcome banner, and posts a ``Ready`` Event on the transition (a
-restart that finds everything ready posts nothing).
+only what changed since the last write.  A patch the API server refuses for good
+(:class:`installer.errors.PermanentError`: 400, 403, 422) is logged, reported in
+one Warning Event and not sent again until the document changes; reconciling
+goes on.  When everything enabled is ready it logs the Welcome banner, and
+posts a ``Ready`` Event on the transition (a restart that finds everything
+ready posts nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from installer import __version__
 from installer.components import ComponentTable
+from installer.errors import PermanentError
 from installer.planner import Plan, State
 from installer.protocols import ClusterApi, EventSink
 from installer.status import ComponentRecord, build_status, managed_keys, merge_patch
@@ -96,6 +100,9 @@ class StatusWriter:
         self.event = event
         #: The managed part of the status as last written (or found at start).
         self.written: dict[str, Any] = {}
+        #: The last document the API server refused for good, while it stays unwritten.
+        self.refused: dict[str, Any] | None = None
+        self._refusal_reported = False
         self.ready_announced = False
 
     def adopt(self, live: dict[str, Any]) -> None:
@@ -131,21 +138,42 @@ class StatusWriter:
             ready=ready,
             progressing=progressing,
             degraded=degraded,
-            previous_conditions=list(self.written.get("conditions") or []),
+            # After a refusal, keep the refused document's transition times, so an unchanged
+            # status builds the same document again and is not re-sent.
+            previous_conditions=list((self.refused or self.written).get("conditions") or []),
         )
         was_ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in self.written.get("conditions") or []
         )
         patch = merge_patch(self.written, doc)
-        if patch:
-            self.api.patch_status(patch)
-            self.written = doc
+        if not patch:
+            self.refused = None
+        elif doc != self.refused:
+            try:
+                self.api.patch_status(patch)
+            except PermanentError as exc:
+                self._refuse(doc, patch, exc)
+            else:
+                self.written, self.refused, self._refusal_reported = doc, None, False
         if ready[0] and not self.ready_announced:
             self.ready_announced = True
             self._welcome(cc, records, transition=not was_ready)
         elif not ready[0] and (plan.steps or busy):
             self.ready_announced = False
+
+    def _refuse(self, doc: dict[str, Any], patch: dict[str, Any], exc: PermanentError) -> None:
+        self.refused = doc
+        # The answer, not the document: the fields say where to look, the status holds the rest.
+        answer = str(exc)[:500]
+        log.error(
+            "[status] the API server refused the status update of %s (not sent again until it changes): %s",
+            ", ".join(sorted(patch)),
+            answer,
+        )
+        if not self._refusal_reported:
+            self._refusal_reported = True
+            self.event("Warning", "StatusRejected", f"the API server refused the status update: {answer}")
 
     def _welcome(self, cc: dict[str, Any], records: dict[str, ComponentRecord], *, transition: bool) -> None:
         spec = cc.get("spec") or {}

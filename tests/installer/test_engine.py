@@ -8,6 +8,7 @@ runs started.  The probe component table of the process tests is used
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from installer import status
 from installer.components import load_table
 from installer.engine import Engine
+from installer.errors import PermanentError, TemporaryError
 from installer.metrics import Health, Metrics
 from installer.planner import component_digests
 from installer.settings import Settings
@@ -332,3 +335,63 @@ def test_preflight_refusing_the_spec_changes_nothing_until_it_passes(
     settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
     assert [r.spec["probe"]["alpha"].get("value") for r in runner.runs] == [None, "v2"]
     assert api.condition("Degraded")["status"] == "False"
+
+
+def test_a_status_patch_refused_for_good_is_reported_once_and_not_resent(
+    engines: EngineFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Wall time moves a second whenever a timestamp is taken, as on a slow machine.
+    seconds = itertools.count()
+
+    def ticking() -> str:
+        n = next(seconds)
+        return f"2026-01-01T{n // 3600:02}:{n // 60 % 60:02}:{n % 60:02}Z"
+
+    monkeypatch.setattr(status, "now_rfc3339", ticking)
+    caplog.set_level(logging.INFO, logger="ks-installer")
+    api = FakeApi(probe(alpha={"enabled": True}, beta={"enabled": True}))
+    api.refuse = PermanentError("patching status: (422) Unprocessable Entity: status.summary: Invalid value")
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    alpha = runner.started(1)  # reconciling goes on
+    assert len(api.refused) == 1
+    assert api.reasons().count("StatusRejected") == 1
+    for _ in range(3):  # nothing changed: the refused patch is not sent again
+        engine.wait(0.001)
+        engine.step()
+    assert len(api.refused) == 1
+
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "refused the status update" in errors[0] and "(422)" in errors[0]
+    assert "lastTransitionTime" not in errors[0] and "appliedDigest" not in errors[0]  # no document dumped
+
+    alpha.succeed()
+    beta = next_run(engine, runner, 2)  # beta runs though no status could be written
+    assert beta.component == "beta"
+    assert len(api.refused) == 2  # a different document is tried again
+    assert api.reasons().count("StatusRejected") == 1  # one Warning, not one per attempt
+
+    api.refuse = None  # the cause went away (a fixed schema, say): the next change is written
+    beta.succeed()
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert api.component("alpha")["state"] == "Enabled" and api.component("beta")["state"] == "Enabled"
+    assert api.status["summary"] == "2/2 enabled"
+
+
+def test_a_status_patch_that_fails_for_now_is_sent_again(engines: EngineFactory) -> None:
+    api = FakeApi(probe(alpha={"enabled": True}))
+    api.refuse = TemporaryError("patching status: (503) Service Unavailable")
+    runner = FakeRunner(auto=True)
+    engine = engines(api, runner)
+    engine.on_cc("SYNC", api.get())
+    for attempt in (1, 2):  # the loop logs it and tries again two seconds later
+        with pytest.raises(TemporaryError):
+            engine.step()
+        assert len(api.refused) == attempt
+    assert "StatusRejected" not in api.reasons()
+
+    api.refuse = None
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert runner.summary() == [("alpha", "install")]
