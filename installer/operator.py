@@ -88,6 +88,23 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
         log.info("stopped")
 
 
+class _Campaign(LeaderElector):
+    """The elector, saying once per standby spell that another replica holds the lease.
+
+    The elector logs changes of leadership only; this line is how a standby shows it
+    has completed an election round and stands by.
+    """
+
+    standing_by = False
+
+    def try_acquire_or_renew(self) -> bool:
+        held = super().try_acquire_or_renew()
+        if not held and not self.standing_by:
+            log.info("standing by: another replica holds lease %s/%s", self.kube.namespace, self.name)
+        self.standing_by = not held
+        return held
+
+
 def _lead_when_elected(
     settings: Settings,
     kube: Kube,
@@ -104,7 +121,7 @@ def _lead_when_elected(
         metrics.leader.set(1 if leading else 0)
         changed.set()
 
-    elector = LeaderElector(
+    elector = _Campaign(
         kube,
         name=settings.lease_name,
         identity=settings.identity,
