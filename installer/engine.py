@@ -9,7 +9,8 @@ are planned from the newest spec, a component whose inputs changed while it
 ran is simply planned again afterwards, and an install whose component was
 switched off meanwhile is cancelled.
 
-The pieces it drives live beside it: the component state machine
+The pieces it drives live beside it: the runs in flight
+(:mod:`installer.inflight`), the component state machine
 (:mod:`installer.records`), preflight (:mod:`installer.preflight`), the run
 requests (:mod:`installer.roles`) and the status it writes
 (:mod:`installer.reporting`).  Its API and runner are arguments (see
@@ -57,7 +58,6 @@ class Engine:
         self.settings = settings
         self.kube = kube
         self.table = table
-        self.runner = runner
         self.metrics = metrics
         self.health = health
         self.clock = clock
