@@ -13,6 +13,7 @@ from installer.components import load_table
 from installer.engine import Engine
 from installer.kube import Kube, connect
 from installer.metrics import Health, Metrics, serve
+from installer.roles import check_roles, roles_paths
 from installer.runs import Runner, sweep_stale_runs
 from installer.settings import Settings
 from kubesphere.leases import LeaderElector, LeaseOptions
@@ -43,13 +44,14 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
         signal.signal(signal.SIGINT, _terminate)
 
     table = load_table(settings.component_table)
+    # Fail fast on a bad table or missing roles, before connecting or campaigning for the lease.
+    check_roles(table, roles_paths(settings))
     api = connect(settings.kubeconfig)
     kube = Kube(api, namespace=settings.namespace, name=settings.name)
     metrics = Metrics(__version__)
     kube.on_write = lambda kind: metrics.api_writes.labels(kind).inc()
     health = Health()
     server = serve(settings.listen, metrics, health)
-    roles_paths = [*settings.extra_roles_paths, settings.project_dir / "roles"]
     runner = Runner(
         project_dir=settings.project_dir,
         playbook=settings.project_dir / "playbooks" / "install.yml",
@@ -57,7 +59,7 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
         kubeconfig=settings.kubeconfig,
         keep_artifacts=settings.keep_artifacts,
         verbosity=settings.ansible_verbosity,
-        roles_paths=roles_paths,
+        roles_paths=roles_paths(settings),
     )
 
     stale = sweep_stale_runs(settings.work_dir)
@@ -69,8 +71,6 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
             settings=settings, kube=kube, table=table, runner=runner, metrics=metrics, health=health
         )
 
-    # Fail fast on a bad table or missing roles, before campaigning for the lease.
-    new_engine()._pool.shutdown()
     log.info(
         "ks-installer %s watching %s/%s (components: %s)",
         __version__,

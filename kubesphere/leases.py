@@ -64,6 +64,7 @@ class LeaderElector:
         self._seen: tuple[object, object] = (None, None)
         self._seen_at = clock()
         self._renewed_at: float | None = None
+        self._standing_by = False
 
     # -- the API ---------------------------------------------------------------------------------
     def _read(self) -> Obj | None:
@@ -142,6 +143,12 @@ class LeaderElector:
             grace = 0.8 * self.options.duration
             held = self.leading.is_set() and renewed is not None and self.clock() - renewed < grace
         self._set_leading(held)
+        if not held and not self._standing_by:
+            o = self.options
+            log.info(
+                "standing by: another replica holds lease %s/%s (%s)", o.namespace, o.name, self._seen[0]
+            )
+        self._standing_by = not held
         return held
 
     def _set_leading(self, value: bool) -> None:

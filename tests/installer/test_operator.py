@@ -7,10 +7,10 @@ objects the roles create and remove, and the operator's log.
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 
@@ -257,11 +257,14 @@ def test_status_command_metrics_and_noop_restart(
     assert urllib.request.urlopen(f"http://127.0.0.1:{op.port}/healthz", timeout=5).status == 200
     assert urllib.request.urlopen(f"http://127.0.0.1:{op.port}/readyz", timeout=5).status == 200
 
-    # A restart with nothing changed runs nothing and writes no status.
+    # A restart with nothing changed runs nothing and writes no status. Its first pass plans
+    # nothing, writes the status if it differs, then prints the banner: once the banner is
+    # logged, any run or write that pass made has happened.
     op.stop()
     again = operators()
-    again.wait_log("became leader")
-    time.sleep(5)
+    after = again.wait_log("became leader")
+    after = again.wait_log("[plan] nothing to do", after=after)
+    again.wait_log("all enabled components are ready", after=after)
     assert "installing" not in again.log()
     assert get_cc(cluster, namespace)["metadata"]["resourceVersion"] == cc["metadata"]["resourceVersion"]
 
@@ -274,15 +277,21 @@ def test_two_replicas_one_leader_and_takeover(
     a.wait_log("became leader")
     b = operators()
     b.wait_log("waiting to be elected")
+    b.wait_log("standing by: another replica holds lease")  # b has campaigned and lost
     wait_ready(cluster, namespace)
-    time.sleep(3)
     assert "became leader" not in b.log()
     assert "[alpha]" not in b.log()
     lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease("ks-installer", namespace)
     holder = lease.spec.holder_identity
 
+    killed = datetime.datetime.now(datetime.UTC)
     a.kill()
     b.wait_log("became leader", timeout=30)
+    # However slow b was, it led only once a was gone: it acquired the lease after the kill,
+    # and became leader once.
+    lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease("ks-installer", namespace)
+    assert lease.spec.acquire_time >= killed
+    assert b.log().count("became leader") == 1
     patch_cc(
         cluster,
         namespace,

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cluster
 from tests.helpers import wait_for
 from tests.installer.conftest import Operator, component, create_cc, get_cc, probe_spec, wait_ready
+
+pytestmark = pytest.mark.cluster
 
 OperatorFactory = Callable[..., Operator]
 

@@ -8,6 +8,7 @@ operator's own runner (ansible-runner, unsafe extra vars) and returns its result
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kubernetes import client
 
 from installer.components import load_table
 from installer.planner import desired_components
+from installer.roles import run_request
 from installer.runs import Runner, RunRequest, RunResult
 from tests.conftest import Cluster
 
@@ -88,21 +90,20 @@ def role_request(
     ``extra`` adds or overrides variables."""
     table = load_table()
     spec = spec if spec is not None else sample_spec()
-    role = table.preflight_role if component == "preflight" else table[component].role
-    assert role
-    variables = {
-        "ks_component": component,
-        "ks_action": action,
-        "ks_role": role,
-        "ks_spec": spec,
-        "ks_cluster_configuration": {"name": "ks-installer", "namespace": "kubesphere-system"},
-        "ks_installer_version": "0.1.0",
-        "ks_desired_components": list(desired_components(table, spec)),
-        **(extra or {}),
-    }
-    return RunRequest(
-        component=component, action=action, role=role, variables=variables, timeout=timeout, check=check
+    request = run_request(
+        table,
+        component,
+        action,
+        spec,
+        namespace="kubesphere-system",
+        name="ks-installer",
+        run_timeout=timeout,
+        desired=desired_components(table, spec),
+        check=check,
     )
+    if extra:
+        request = dataclasses.replace(request, variables={**request.variables, **extra})
+    return request
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from installer.components import load_table
-from installer.planner import desired_components
-from installer.runs import Runner, RunRequest
+from installer.runs import Runner
 from tests.conftest import Cluster
 from tests.helpers import wait_for
-from tests.roles.conftest import REPO, RoleRunner, sample_spec
+from tests.roles.conftest import REPO, RoleRunner, role_request, sample_spec
 from tests.roles.support import devops_on, drop_devops_namespace_if_empty, exists
 
 pytestmark = pytest.mark.cluster
@@ -171,24 +169,8 @@ def test_the_admin_password_never_reaches_the_output(
         keep_artifacts=True,
     )
     spec = devops_on(sample_spec())
-    variables = {
-        "ks_component": "jenkins",
-        "ks_action": "install",
-        "ks_role": "jenkins",
-        "ks_spec": spec,
-        "ks_desired_components": list(desired_components(load_table(), spec)),
-    }
     for check in (False, True):
-        result = runner.run(
-            RunRequest(
-                component="jenkins",
-                action="install",
-                role="jenkins",
-                variables=variables,
-                timeout=900,
-                check=check,
-            )
-        )
+        result = runner.run(role_request("jenkins", spec=spec, check=check))
         assert result.ok, result.message
     password = admin_password(core)
     outputs = {
