@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,7 +183,9 @@ def test_rerun_with_nothing_changed_changes_nothing(cluster: Cluster, platform: 
     platform.stop()
     offset = len(platform.log())
     platform.start()
-    platform.wait_log("nothing to do", after=offset, timeout=120)
-    time.sleep(3)
+    # The first pass plans nothing, writes the status if it differs, then prints the banner:
+    # once the banner is logged, any run or write that pass made has happened.
+    seen = platform.wait_log("nothing to do", after=offset, timeout=120)
+    platform.wait_log("all enabled components are ready", after=seen, timeout=60)
     assert " installing" not in platform.log()[offset:]
     assert get_cc(cluster)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
