@@ -30,7 +30,7 @@ from installer.components import ComponentTable
 from installer.errors import PermanentError, TemporaryError
 from installer.inflight import InFlight, InFlightRuns
 from installer.metrics import Health, Metrics
-from installer.planner import Action, Plan, Step, make_plan, runnable
+from installer.planner import Action, Plan, State, Step, make_plan, runnable
 from installer.preflight import Preflight
 from installer.protocols import Clock, ClusterApi, RoleRunner
 from installer.records import Records
@@ -195,6 +195,11 @@ class Engine:
         live = cc.get("status") or {}
         if not self.records.by_name and live.get("components"):
             self.records.resume(live)
+            # The task counts of the runs that got the components where they are.
+            for name, rec in self.records.by_name.items():
+                done = rec.tasks.get("done")
+                if rec.action and done and rec.state in (State.ENABLED, State.DISABLED):
+                    self.requests.learn(name, rec.action, int(done))
         self.status.adopt(live)
 
         generation = cc.get("metadata", {}).get("generation")

@@ -13,7 +13,7 @@ from installer.components import load_table
 from installer.engine import Engine
 from installer.kube import Kube, connect
 from installer.metrics import Health, Metrics, serve
-from installer.roles import check_roles, roles_paths
+from installer.roles import check_roles, install_playbook, roles_paths
 from installer.runs import Runner, sweep_stale_runs
 from installer.settings import Settings
 from kubesphere.leases import LeaderElector, LeaseOptions
@@ -54,7 +54,7 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
     server = serve(settings.listen, metrics, health)
     runner = Runner(
         project_dir=settings.project_dir,
-        playbook=settings.project_dir / "playbooks" / "install.yml",
+        playbook=install_playbook(settings),
         work_dir=settings.work_dir,
         kubeconfig=settings.kubeconfig,
         keep_artifacts=settings.keep_artifacts,

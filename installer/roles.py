@@ -17,7 +17,7 @@ from typing import Any
 from installer import __version__
 from installer.components import ComponentTable
 from installer.errors import ConfigurationError
-from installer.runs import RunRequest, estimate_tasks
+from installer.runs import RunRequest, estimate_playbook_tasks, estimate_tasks
 from installer.settings import Settings
 
 #: The name runs of the table's preflight role go by (it is not a component).
@@ -57,12 +57,17 @@ def check_roles(table: ComponentTable, paths: list[Path]) -> None:
         raise ConfigurationError(f"roles not found: {', '.join(missing)} (searched {searched})")
 
 
-def estimated_tasks(paths: list[Path], role: str, action: str) -> int | None:
-    """A first guess at the tasks a run will start, for the ``12/40 tasks`` progress line."""
+def install_playbook(settings: Settings) -> Path:
+    """The playbook every run executes (one component's role and action)."""
+    return settings.project_dir / "playbooks" / "install.yml"
+
+
+def estimated_tasks(paths: list[Path], role: str, action: str, *, playbook: Path) -> int | None:
+    """The tasks a run will start, for the ``12/40 tasks`` progress line: the playbook's own
+    (every one starts, skipped or not) plus the role's entry file with its static includes."""
     role_dir = find_role(paths, role)
     estimate = estimate_tasks(role_dir, f"{action}.yml") if role_dir else None
-    # +1 for the playbook's own task that includes the role.
-    return estimate + 1 if estimate is not None else None
+    return estimate + estimate_playbook_tasks(playbook) if estimate is not None else None
 
 
 def run_request(
@@ -117,6 +122,7 @@ class RunRequests:
     def __init__(self, table: ComponentTable, settings: Settings, *, namespace: str, name: str) -> None:
         self.table = table
         self.paths = roles_paths(settings)
+        self.playbook = install_playbook(settings)
         self.run_timeout = settings.run_timeout
         self.namespace = namespace
         self.name = name
@@ -136,7 +142,11 @@ class RunRequests:
             name=self.name,
             run_timeout=self.run_timeout,
             desired=desired,
-            expected_tasks=expected if expected is not None else estimated_tasks(self.paths, role, action),
+            expected_tasks=(
+                expected
+                if expected is not None
+                else estimated_tasks(self.paths, role, action, playbook=self.playbook)
+            ),
         )
 
     def learn(self, component: str, action: str, started: int) -> None:

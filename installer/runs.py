@@ -307,6 +307,8 @@ class Runner:
             failures.append(("ansible-runner", f"{type(exc).__name__}: {exc}"))
         duration = time.monotonic() - started
 
+        if status == SUCCESSFUL:
+            progress.expected = progress.started  # the real total, now that it is known
         out = RunResult(status=status, rc=rc, progress=progress, duration=duration)
         out.failures = [f"{t}: {m}" for t, m in failures]
         if status == TIMEOUT:
@@ -339,56 +341,89 @@ def _stdout_tail(data_dir: Path, *, lines: int = 5) -> str:
     return ""
 
 
-def estimate_tasks(role_dir: Path, entry: str) -> int | None:
-    """Count the tasks a role's entry file will run, following static includes.
+def estimate_playbook_tasks(playbook: Path) -> int:
+    """The tasks of the playbook itself that every run starts (skipped ones start too).
 
-    A first estimate for the ``12/40 tasks`` progress line; the engine replaces it
-    with the real count once a run of the same role and action has finished.
+    Includes are counted as the one task they are; what they include is the role's count.
     """
-    seen: set[Path] = set()
+    try:
+        plays = yaml.safe_load(playbook.read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return 0
+    total = 0
+    for play in plays if isinstance(plays, list) else []:
+        if not isinstance(play, dict):
+            continue
+        for section in ("pre_tasks", "tasks", "post_tasks"):
+            total += _count_tasks(play.get(section) or [])
+    return total
 
-    def count_file(path: Path) -> int:
-        if path in seen or not path.is_file():
+
+def _count_tasks(tasks: Any) -> int:
+    total = 0
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, dict):
+            continue
+        if "block" in task:
+            total += sum(_count_tasks(task.get(k) or []) for k in _BLOCK_PARTS)
+        else:
+            total += 1
+    return total
+
+
+_TASK_INCLUDES = tuple(f"{ns}{k}_tasks" for ns in ("", "ansible.builtin.") for k in ("include", "import"))
+_ROLE_INCLUDES = tuple(f"{ns}{k}_role" for ns in ("", "ansible.builtin.") for k in ("include", "import"))
+# A rescue runs only when its block fails: not part of the expected count.
+_BLOCK_PARTS = ("block", "always")
+
+
+def estimate_tasks(role_dir: Path, entry: str) -> int | None:
+    """Count the tasks a role's entry file will run, following includes whose target is literal.
+
+    Tasks skipped by a condition start too, so they count; a conditional include is counted
+    with its whole file (an upper bound). A first estimate for the ``12/40 tasks`` progress
+    line; the engine replaces it with the count the last successful run of the same role and
+    action started.
+    """
+    roles = role_dir.parent
+
+    def count_file(path: Path, stack: tuple[Path, ...]) -> int:
+        if path in stack or not path.is_file():
             return 0
-        seen.add(path)
         try:
             tasks = yaml.safe_load(path.read_text()) or []
         except yaml.YAMLError:
             return 0
-        return count_list(tasks, path.parent)
+        return count_list(tasks, path.parent, (*stack, path))
 
-    def count_list(tasks: Any, base: Path) -> int:
+    def count_list(tasks: Any, base: Path, stack: tuple[Path, ...]) -> int:
         total = 0
         for task in tasks if isinstance(tasks, list) else []:
             if not isinstance(task, dict):
                 continue
             if "block" in task:
-                total += count_list(task["block"], base)
-                total += count_list(task.get("always", []), base)
+                total += sum(count_list(task.get(k) or [], base, stack) for k in _BLOCK_PARTS)
                 continue
-            for key in (
-                "include_tasks",
-                "import_tasks",
-                "ansible.builtin.include_tasks",
-                "ansible.builtin.import_tasks",
-            ):
-                if key in task:
-                    target = task[key]
-                    if isinstance(target, dict):
-                        target = target.get("file")
-                    # A dynamic include is itself a task that starts; a static import is not.
-                    total += 1 if "include" in key else 0
-                    if isinstance(target, str) and "{{" not in target:
-                        total += count_file(base / target)
-                    break
-            else:
-                total += 1
+            key = next((k for k in (*_TASK_INCLUDES, *_ROLE_INCLUDES) if k in task), None)
+            # A dynamic include is itself a task that starts; a static import is not.
+            total += 0 if key and "import" in key else 1
+            target: Path | None = None
+            if key in _TASK_INCLUDES:
+                arg = task[key]
+                name = arg.get("file") if isinstance(arg, dict) else arg
+                target = base / name if isinstance(name, str) and "{{" not in name else None
+            elif key in _ROLE_INCLUDES and isinstance(task[key], dict):
+                name, entry_file = task[key].get("name"), task[key].get("tasks_from") or "main.yml"
+                literal = isinstance(name, str) and "{{" not in name and "{{" not in str(entry_file)
+                target = roles / str(name) / "tasks" / str(entry_file) if literal else None
+            if target is not None:
+                total += count_file(target, stack)
         return total
 
     path = role_dir / "tasks" / entry
     if not path.is_file():
         return None
-    total = count_file(path)
+    total = count_file(path, ())
     # Meta dependencies run their tasks/main.yml first.
     try:
         meta = yaml.safe_load((role_dir / "meta" / "main.yml").read_text()) or {}
@@ -397,5 +432,5 @@ def estimate_tasks(role_dir: Path, entry: str) -> int | None:
     for dep in meta.get("dependencies") or []:
         name = dep.get("role") if isinstance(dep, dict) else dep
         if isinstance(name, str):
-            total += count_file(role_dir.parent / name / "tasks" / "main.yml")
+            total += count_file(roles / name / "tasks" / "main.yml", ())
     return total or None

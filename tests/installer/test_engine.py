@@ -395,3 +395,32 @@ def test_a_status_patch_that_fails_for_now_is_sent_again(engines: EngineFactory)
     api.refuse = None
     settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
     assert runner.summary() == [("alpha", "install")]
+
+
+def test_the_task_total_is_known_from_the_first_progress_line(engines: EngineFactory) -> None:
+    """The first run's total counts the playbook's tasks and the role's; later runs (and a
+    restarted operator) use the count the last successful run of that role started."""
+    api = FakeApi(probe(alpha={"enabled": True, "value": "v0"}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    first = runner.started(1)
+    estimate = first.request.expected_tasks
+    assert estimate is not None and estimate > 5  # the probe role's 5 tasks and the playbook's own
+    first.progress(1, "KubeSphere | One component or everything")
+    engine.step()
+    assert api.component("alpha")["tasks"]["total"] == estimate
+    first.succeed(tasks=estimate - 1)  # a conditional include that did not run
+    settle(engine, lambda: api.component("alpha")["state"] == "Enabled", "alpha Enabled")
+    assert api.component("alpha")["tasks"]["total"] == estimate - 1
+
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v1"))
+    assert runner.started(2).request.expected_tasks == estimate - 1
+    runner.started(2).succeed(tasks=estimate - 1)
+    settle(engine, lambda: api.component("alpha")["state"] == "Enabled", "alpha Enabled again")
+
+    restarted = FakeRunner()
+    again = engines(api, restarted)
+    start(again, api)
+    change(again, api, lambda spec: spec["probe"]["alpha"].update(value="v2"))
+    assert restarted.started(1).request.expected_tasks == estimate - 1

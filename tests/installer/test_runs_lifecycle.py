@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +76,16 @@ def test_sigkill_of_the_operator_leaves_no_run_behind(
     cc = wait_ready(cluster, namespace)
     assert component(cc, "alpha")["state"] == "Enabled"
     assert not list(runs.glob("ks-run-*")), "the finished run removed its own data dir"
+
+
+def test_progress_lines_carry_the_real_total_from_the_first(
+    cluster: Cluster, namespace: str, operators: OperatorFactory
+) -> None:
+    create_cc(cluster, namespace, probe_spec(namespace, alpha={"enabled": True}))
+    op = operators()
+    cc = wait_ready(cluster, namespace)
+    lines = re.findall(r"\[alpha\] (\d+)/(\d+) tasks", op.log())
+    assert lines, op.log()[-2000:]
+    done = component(cc, "alpha")["tasks"]
+    assert {int(total) for _, total in lines} == {done["done"]}, lines  # never a growing total
+    assert done["total"] == done["done"]
