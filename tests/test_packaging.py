@@ -18,7 +18,11 @@ def test_containerfile_copies_what_exists_and_runs_our_commands() -> None:
     assert sources, "no COPY lines"
     for src in sources:
         assert (REPO / src.rstrip("/")).exists(), f"Containerfile copies missing {src}"
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packaged = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    missing = [p for p in packaged if f"{p}/" not in sources]
+    assert not missing, f"the image would lack the packages {missing}"
+    scripts = project["project"]["scripts"]
     assert 'ENTRYPOINT ["ks-installer"]' in text and "ks-installer" in scripts
     assert re.search(r"^USER 1002$", text, re.M), "the image must not run as root"
     assert "KS_INSTALLER_PROJECT_DIR=/opt/ks-installer" in text
