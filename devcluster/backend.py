@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -30,7 +29,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from devcluster.processes import http_ok, pid_alive, stop_pidfile, tail
+from devcluster.processes import http_ok, pid_alive, spawn, stop_pidfile, tail
 from devcluster.services import RedisServer, Slapd, free_port
 from devcluster.settings import REPO_ROOT
 
@@ -108,17 +107,11 @@ def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
 def _start(name: str, args: list[str], env: dict[str, str], paths: Paths) -> int:
     pidfile, log = paths.pidfile(name), paths.log(name)
     _stop(name, paths)  # the configuration may have changed since the last `make up`
-    log.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).parent / name
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(exe), *args],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-            env={**os.environ, **env}, start_new_session=True,
-        )  # fmt: skip
-    pidfile.write_text(str(proc.pid))
-    print(f"[backend] started {name} (pid {proc.pid}), log: {log}")
-    return proc.pid
+    pid = spawn([str(exe), *args], log, env={**os.environ, **env}, cwd=REPO_ROOT)
+    pidfile.write_text(str(pid))
+    print(f"[backend] started {name} (pid {pid}), log: {log}")
+    return pid
 
 
 def _wait_http(name: str, url: str, pid: int, log: Path, timeout: float) -> None:

@@ -12,7 +12,6 @@ backend, ks-controller-manager and ks-apiserver, beside the cluster
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import yaml
 from kubernetes import client
 
 from devcluster import backend, kube
-from devcluster.processes import pid_alive, pidfile_pid, stop_pidfile, tail
+from devcluster.processes import pid_alive, pidfile_pid, spawn, stop_pidfile, tail
 from devcluster.settings import REPO_ROOT, state_dir
 
 CRD = REPO_ROOT / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
@@ -66,19 +65,14 @@ def _start_operator(kubeconfig: Path, pidfile: Path, log: Path) -> int:
     if pid:
         print(f"[platform] ks-installer already running (pid {pid})")
         return pid
-    log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable, "-m", "installer.cli", "--kubeconfig", str(kubeconfig), "run",
         "--listen", "127.0.0.1:18080",
     ]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-            start_new_session=True,
-        )  # fmt: skip
-    pidfile.write_text(str(proc.pid))
-    print(f"[platform] started ks-installer (pid {proc.pid}), log: {log}")
-    return proc.pid
+    pid = spawn(cmd, log, cwd=REPO_ROOT)
+    pidfile.write_text(str(pid))
+    print(f"[platform] started ks-installer (pid {pid}), log: {log}")
+    return pid
 
 
 def _wait_ready(api: client.ApiClient, log: Path, pid: int, timeout: float) -> dict[str, Any]:

@@ -89,7 +89,35 @@ def stop_pidfile(pidfile: Path, *, grace: float = 30.0) -> int | None:
         time.sleep(0.1)
     if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
+    _reap(pid)
     return pid
+
+
+#: Processes this interpreter started and has not reaped yet, by pid (see :func:`spawn`).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Start ``argv`` detached (a session of its own, output appended to ``log``); return its pid.
+
+    It outlives this process if need be; while this process lives, its handle is kept so
+    that stopping it also reaps it.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=env, cwd=cwd, start_new_session=True,
+        )  # fmt: skip
+    _STARTED[proc.pid] = proc
+    return proc.pid
+
+
+def _reap(pid: int) -> None:
+    proc = _STARTED.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
 
 
 def http_ok(url: str, *, context: ssl.SSLContext | None = None, expect: str | None = None) -> bool:
@@ -108,10 +136,6 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log written)"
 
 
-#: Processes this interpreter started, by pid (see :func:`start`).
-_STARTED: dict[int, subprocess.Popen[bytes]] = {}
-
-
 def start(component: Component, logs: Path) -> int:
     """Start ``component`` detached and wait until its probe passes; return its pid."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -122,14 +146,8 @@ def start(component: Component, logs: Path) -> int:
         )
     with log.open("ab") as out:
         out.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(component.argv)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(
-            component.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    pid = spawn(component.argv, log)
+    proc = _STARTED[pid]
     deadline = time.monotonic() + component.timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -138,14 +156,12 @@ def start(component: Component, logs: Path) -> int:
                 f"(port {component.port}); log: {log}\n{tail(log)}"
             )
         if component.probe():
-            # Detached, it outlives this call; holding the handle keeps it from being reaped unseen.
-            _STARTED[proc.pid] = proc
             return proc.pid
         time.sleep(0.25)
     # Never ready: do not leave it behind half-started.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    _reap(proc.pid)
     raise ClusterError(
         f"{component.name} was not ready after {component.timeout:.0f}s "
         f"(port {component.port}); it was stopped; log: {log}\n{tail(log)}"
@@ -185,10 +201,7 @@ def stop(pids: dict[str, int], state: Path, *, grace: float = 10.0) -> list[str]
         for kill in (os.killpg, os.kill):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
-    for pid in targets:  # reap the ones this interpreter started
-        proc = _STARTED.pop(pid, None)
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+    for pid in targets:
+        _reap(pid)
     names = {pid: name for name, pid in pids.items()}
     return [names.get(p, str(p)) for p in targets]
