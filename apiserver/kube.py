@@ -189,8 +189,9 @@ class KubeClient:
                 ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
 
         def auth() -> str | None:
-            # Calls the refresh hook, so a rotated service-account token is picked up.
-            value = cfg.get_api_key_with_prefix("authorization")
+            # Calls the refresh hook, so a rotated service-account token is picked up.  The client's
+            # loaders (kubeconfig and in-cluster) keep a token under "BearerToken".
+            value = cfg.get_api_key_with_prefix("authorization", alias="BearerToken")
             return str(value) if value else None
 
         return cls(str(cfg.host), ssl_context=ctx, auth=auth)
