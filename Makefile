@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
 .PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
-        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver
+        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver image bench-image
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -43,6 +43,9 @@ $(STAMP): pyproject.toml
 
 system-deps: ## Debian packages the tests use (only what is missing)
 	@bash hack/system-deps.sh
+
+image: setup ## build the project image with podman (Debian base from mmdebstrap, both cached)
+	$(PY) -m devcluster.image
 
 binaries: venv ## build etcd, Kubernetes, kubectl and KWOK from the Go module proxy (cached)
 	$(DEVCLUSTER) build
@@ -83,6 +86,9 @@ bench-installer: setup ## operator benchmark (no-op reconcile, toggle latency, p
 
 bench-controllers: setup ## controller-manager benchmark (1,000 users vs bcrypt floor, 500 namespaces, RSS)
 	$(PY) -m bench.controllers
+
+bench-image: setup ## image build times (base and image, cold and warm) and size
+	$(PY) -m bench.image
 
 bench-apiserver: setup ## ks-apiserver benchmark (proxy vs direct, cached lists at 10,000 users / 5,000 namespaces, RSS)
 	$(PY) -m bench.apiserver

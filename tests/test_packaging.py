@@ -24,6 +24,17 @@ def test_containerfile_copies_what_exists_and_runs_our_commands() -> None:
     assert "KS_INSTALLER_PROJECT_DIR=/opt/ks-installer" in text
 
 
+def test_containerfile_base_is_an_argument_and_the_image_holds_no_dev_state() -> None:
+    text = (REPO / "Containerfile").read_text()
+    # With a registry the upstream image is the default; `make image` passes a local Debian base.
+    assert re.search(r"^ARG BASE=docker\.io/library/python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
+    sources = [src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]]
+    assert not {"tests", ".local", ".venv", ".", "./"} & {src.rstrip("/") or "." for src in sources}
+    ignored = (REPO / ".containerignore").read_text().split()
+    assert {"tests", ".local", ".venv", ".git"} <= set(ignored), "the build context must leave them out"
+
+
 def test_manifests_use_one_image_setting() -> None:
     docs = list(yaml.safe_load_all((REPO / "deploy" / "installer.yaml").read_text()))
     deployment = next(d for d in docs if d and d["kind"] == "Deployment")
