@@ -178,7 +178,9 @@ def build(*, no_cache: bool = False) -> dict[str, float | str]:
     started = time.monotonic()
     _log(f"building {ref} from {base.ref} (log: {log})")
     _podman(
-        "build", "--pull=never", "--layers", *(["--no-cache"] if no_cache else []),
+        # Host networking: RUN steps need no network namespace, and podman's CNI bridge and
+        # its iptables chains are never set up on the host.
+        "build", "--pull=never", "--layers", "--network=host", *(["--no-cache"] if no_cache else []),
         "--build-arg", f"BASE={base.ref}", *_build_mounts(),
         "--file", str(CONTAINERFILE), "--tag", ref, str(REPO_ROOT),
         log=log,
