@@ -12,9 +12,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _copied(text: str) -> list[str]:
+    """What the Containerfile COPYs from the build context (not from another stage)."""
+    lines = re.findall(r"^COPY (.+)$", text, re.M)
+    return [src for line in lines if not line.startswith("--from=") for src in line.split()[:-1]]
+
+
 def test_containerfile_copies_what_exists_and_runs_our_commands() -> None:
     text = (REPO / "Containerfile").read_text()
-    sources = [src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]]
+    sources = _copied(text)
     assert sources, "no COPY lines"
     for src in sources:
         assert (REPO / src.rstrip("/")).exists(), f"Containerfile copies missing {src}"
@@ -28,8 +34,8 @@ def test_containerfile_base_is_an_argument_and_the_image_holds_no_dev_state() ->
     text = (REPO / "Containerfile").read_text()
     # With a registry the upstream image is the default; `make image` passes a local Debian base.
     assert re.search(r"^ARG BASE=docker\.io/library/python:3\.11-slim-bookworm$", text, re.M)
-    assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
-    sources = [src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]]
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M), "the image itself must build on BASE"
+    sources = _copied(text)
     assert not {"tests", ".local", ".venv", ".", "./"} & {src.rstrip("/") or "." for src in sources}
     ignored = (REPO / ".containerignore").read_text().split()
     assert {"tests", ".local", ".venv", ".git"} <= set(ignored), "the build context must leave them out"
