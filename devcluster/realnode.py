@@ -268,7 +268,8 @@ class RealNode:
             )  # fmt: skip
             if save.returncode != 0:
                 raise ClusterError(f"podman save {ref} failed: {save.stderr.strip()}")
-            out = self.ctr("images", "import", "--no-unpack", str(archive), st=st)
+            # Unpacked now (into the overlayfs snapshotter), so the first pod does not wait for it.
+            out = self.ctr("images", "import", str(archive), st=st)
             if out.returncode != 0:
                 raise ClusterError(f"importing {ref} into containerd failed: {out.stderr.strip()}")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devcluster import nodeconfig, realnode
+from devcluster import nodeconfig, realnode, realpods
 from devcluster.nodeconfig import NodeLayout
 
 PORTS = {
@@ -93,3 +93,37 @@ def test_the_switch_is_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
         assert realnode.enabled()
     monkeypatch.setenv("KS_REAL_NODE", "0")
     assert not realnode.enabled()
+
+
+def test_the_operator_overlay_adds_only_the_real_node_placement() -> None:
+    overlay = yaml.safe_load((realpods.OVERLAY / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../../deploy"]
+    (patch,) = overlay["patches"]
+    assert patch["target"]["kind"] == "Deployment" and patch["target"]["name"] == "ks-installer"
+    ops = yaml.safe_load(patch["patch"])
+    assert {op["path"].rsplit("/", 1)[-1]: op["value"] for op in ops} == realnode.placement()
+    assert all(op["op"] == "add" and op["path"].startswith("/spec/template/spec/") for op in ops)
+
+
+def test_a_backend_copy_differs_from_the_rendered_deployment_only_in_name_and_placement() -> None:
+    labels = {"app": "ks-apiserver"}
+    pod_spec = {"containers": [{"name": "ks-apiserver"}], "tolerations": [{"key": "a"}]}
+    rendered = {
+        "metadata": {"name": "ks-apiserver", "namespace": "kubesphere-system", "labels": labels, "uid": "x"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+        "status": {"replicas": 1},
+    }
+    placed = realpods.placed_copy(rendered)
+    assert placed["metadata"] == {
+        "name": "ks-apiserver-real-node", "namespace": "kubesphere-system", "labels": {"app": "ks-apiserver"},
+    }  # fmt: skip
+    pod = placed["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [{"key": "a"}, *realnode.placement()["tolerations"]]
+    assert pod["nodeSelector"] == realnode.placement()["nodeSelector"]
+    assert pod["containers"] == rendered["spec"]["template"]["spec"]["containers"]
+    assert pod_spec == {"containers": [{"name": "ks-apiserver"}], "tolerations": [{"key": "a"}]}  # untouched
+    assert "status" not in placed
