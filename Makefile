@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # pytest exits 5 when a selection holds no test; a suite that is empty so far is not a failure.
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
-.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
+.PHONY: help up up-real test test-realnode setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
         test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver image bench-image
 
 help: ## list targets
@@ -21,6 +21,10 @@ help: ## list targets
 up: setup cluster-up ## set everything up and install the platform on the local cluster through the operator
 	$(PY) -m devcluster.platform up
 
+up-real: setup image ## like `make up`, with the operator and the backend as pods on a real node (docs/real-node.md)
+	KS_REAL_NODE=1 $(DEVCLUSTER) up
+	$(PY) -m devcluster.platform up-real
+
 down: ## stop the operator and the local cluster
 	@test -x $(PY) && $(PY) -m devcluster.platform down || true
 	@$(MAKE) --no-print-directory cluster-down
@@ -28,6 +32,7 @@ down: ## stop the operator and the local cluster
 test: setup ## set up whatever is missing and run the whole test suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory image
 	$(MAKE) --no-print-directory cluster-up
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-molecule
@@ -62,8 +67,11 @@ cluster-status:
 test-unit: venv ## tests that need no cluster
 	@$(call PYTEST,-m "not cluster")
 
-test-cluster: setup ## tests against the local control plane (started or reused)
+test-cluster: setup ## tests against the local control plane (started or reused; tests/realnode adds the real node)
 	@$(call PYTEST,-m cluster)
+
+test-realnode: setup image ## the real-node suite: operator and backend as pods (docs/real-node.md)
+	@$(call PYTEST,-m realnode)
 
 test-molecule: cluster-up ## molecule scenarios (delegated driver) against the local cluster
 	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig $(VENV)/bin/molecule test --all
