@@ -113,13 +113,18 @@ def delete_backends(api: client.ApiClient) -> None:
                 raise
 
 
-def ready_pods(api: client.ApiClient, app: str, namespace: str = SYSTEM_NS) -> list[dict[str, Any]]:
-    """The Ready pods of ``app`` on the real node (the KWOK pods of the same labels run nothing)."""
+def pods_on_node(api: client.ApiClient, app: str, namespace: str = SYSTEM_NS) -> list[dict[str, Any]]:
+    """The pods of ``app`` on the real node (the KWOK pods of the same labels run nothing)."""
     pods = client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=f"app={app}", field_selector=f"spec.nodeName={NODE_NAME}"
     )
+    return [_as_dict(api, p) for p in pods.items]
+
+
+def ready_pods(api: client.ApiClient, app: str, namespace: str = SYSTEM_NS) -> list[dict[str, Any]]:
+    """The Ready ones of ``pods_on_node``."""
     ready = []
-    for pod in (_as_dict(api, p) for p in pods.items):
+    for pod in pods_on_node(api, app, namespace):
         conditions = (pod.get("status") or {}).get("conditions") or []
         if "deletionTimestamp" not in pod["metadata"] and any(
             c["type"] == "Ready" and c["status"] == "True" for c in conditions

@@ -41,7 +41,7 @@ def backend(platform: Platform) -> Iterator[str]:
         yield realpods.apiserver_url(api)
     finally:
         for app in realpods.BACKENDS:
-            for pod in realpods.ready_pods(api, app):
+            for pod in realpods.pods_on_node(api, app):
                 try:
                     log = pod_log(platform.cluster, pod["metadata"]["name"], app)
                 except client.ApiException:
