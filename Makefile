@@ -12,14 +12,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # pytest exits 5 when a selection holds no test; a suite that is empty so far is not a failure.
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
-.PHONY: help up test setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
-        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver
+.PHONY: help up up-real test test-realnode setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
+        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver image bench-image
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 up: setup cluster-up ## set everything up and install the platform on the local cluster through the operator
 	$(PY) -m devcluster.platform up
+
+up-real: setup image ## like `make up`, with the operator and the backend as pods on a real node (docs/real-node.md)
+	KS_REAL_NODE=1 $(DEVCLUSTER) up
+	$(PY) -m devcluster.platform up-real
 
 down: ## stop the operator and the local cluster
 	@test -x $(PY) && $(PY) -m devcluster.platform down || true
@@ -28,6 +32,7 @@ down: ## stop the operator and the local cluster
 test: setup ## set up whatever is missing and run the whole test suite
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory image
 	$(MAKE) --no-print-directory cluster-up
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-molecule
@@ -44,6 +49,9 @@ $(STAMP): pyproject.toml
 system-deps: ## Debian packages the tests use (only what is missing)
 	@bash hack/system-deps.sh
 
+image: setup ## build the project image with podman (Debian base from mmdebstrap, both cached)
+	$(PY) -m devcluster.image
+
 binaries: venv ## build etcd, Kubernetes, kubectl and KWOK from the Go module proxy (cached)
 	$(DEVCLUSTER) build
 
@@ -59,8 +67,11 @@ cluster-status:
 test-unit: venv ## tests that need no cluster
 	@$(call PYTEST,-m "not cluster")
 
-test-cluster: setup ## tests against the local control plane (started or reused)
+test-cluster: setup ## tests against the local control plane (started or reused; tests/realnode adds the real node)
 	@$(call PYTEST,-m cluster)
+
+test-realnode: setup image ## the real-node suite: operator and backend as pods (docs/real-node.md)
+	@$(call PYTEST,-m realnode)
 
 test-molecule: cluster-up ## molecule scenarios (delegated driver) against the local cluster
 	KUBECONFIG=$(CURDIR)/.local/cluster/kubeconfig $(VENV)/bin/molecule test --all
@@ -84,6 +95,9 @@ bench-installer: setup ## operator benchmark (no-op reconcile, toggle latency, p
 
 bench-controllers: setup ## controller-manager benchmark (1,000 users vs bcrypt floor, 500 namespaces, RSS)
 	$(PY) -m bench.controllers
+
+bench-image: setup ## image build times (base and image, cold and warm) and size
+	$(PY) -m bench.image
 
 bench-apiserver: setup ## ks-apiserver benchmark (proxy vs direct, cached lists at 10,000 users / 5,000 namespaces, RSS)
 	$(PY) -m bench.apiserver

@@ -22,6 +22,38 @@ from pathlib import Path
 from devcluster.settings import Versions, cache_dir, load_versions
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_COMMANDS = ("kubelet", "kube-proxy")
+#: The pod sandbox's one process: wait for a signal to exit, reap children.  Built
+#: static and put alone in an image for containerd (no registry to pull one from).
+PAUSE_SOURCE = """package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-v" {
+		os.Stdout.WriteString("pause (ks-devcluster)\\n")
+		return
+	}
+	signals := make(chan os.Signal, 16)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for sig := range signals {
+		if sig != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var status syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+"""
+PAUSE_VERSION = "1"
 
 
 class BuildError(RuntimeError):
@@ -96,15 +128,24 @@ def _record(out: Path, started: float) -> None:
 
 
 def build_kubernetes(v: Versions, cache: Path) -> Path:
-    out = cache / "bin" / f"kubernetes-{v.kubernetes}"
-    if all((out / c).is_file() for c in K8S_COMMANDS):
+    return _build_k8s(v, cache, f"kubernetes-{v.kubernetes}", K8S_COMMANDS)
+
+
+def build_kubernetes_node(v: Versions, cache: Path) -> Path:
+    """kubelet and kube-proxy, for the real node (only built when one is asked for)."""
+    return _build_k8s(v, cache, f"kubernetes-node-{v.kubernetes}", NODE_COMMANDS)
+
+
+def _build_k8s(v: Versions, cache: Path, name: str, commands: tuple[str, ...]) -> Path:
+    out = cache / "bin" / name
+    if all((out / c).is_file() for c in commands):
         return out
     started = time.monotonic()
     env = _go_env(cache)
-    work = cache / "src" / f"kubernetes-{v.kubernetes}"
+    work = cache / "src" / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    log = cache / "logs" / f"build-kubernetes-{v.kubernetes}.log"
+    log = cache / "logs" / f"build-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     _log(f"kubernetes {v.kubernetes}: resolving module (log: {log})")
@@ -133,7 +174,7 @@ def build_kubernetes(v: Versions, cache: Path) -> Path:
     if godebug:
         lines += [godebug.group(0), ""]
     lines += ["tool ("]
-    lines += [f"\tk8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS]
+    lines += [f"\tk8s.io/kubernetes/cmd/{c}" for c in commands]
     lines += [")", "", f"require k8s.io/kubernetes {v.kubernetes}", "", "replace ("]
     lines += [f"\t{m} => {m} {minor}" for m in staging]
     lines += [")", ""]
@@ -152,7 +193,7 @@ def build_kubernetes(v: Versions, cache: Path) -> Path:
             _ldflags_k8s(v.kubernetes),
             "-o",
             str(tmp) + "/",
-            *[f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS],
+            *[f"k8s.io/kubernetes/cmd/{c}" for c in commands],
         ],
         cwd=work,
         env=env,
@@ -229,6 +270,49 @@ def build_kwok(v: Versions, cache: Path) -> Path:
     shutil.move(str(tmp), str(out))
     _record(out, started)
     return out
+
+
+def build_pause(cache: Path) -> Path:
+    """The static pause binary (no module download: the standard library only)."""
+    out = cache / "bin" / f"pause-{PAUSE_VERSION}"
+    if (out / "pause").is_file():
+        return out
+    started = time.monotonic()
+    env = _go_env(cache)
+    work = cache / "src" / f"pause-{PAUSE_VERSION}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log = cache / "logs" / f"build-pause-{PAUSE_VERSION}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    (work / "go.mod").write_text("module local/pause\n\ngo 1.25.0\n")
+    (work / "main.go").write_text(PAUSE_SOURCE)
+    tmp = work / "bin"
+    _run(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp / "pause"), "."],
+        cwd=work, env=env, log=log, what="pause: go build",
+    )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(str(tmp), str(out))
+    _record(out, started)
+    return out
+
+
+def ensure_node_binaries(v: Versions | None = None, cache: Path | None = None) -> dict[str, Path]:
+    """kubelet, kube-proxy and pause for the real node: built once per version, then cached."""
+    v = v or load_versions()
+    cache = cache or cache_dir()
+    node_dir = build_kubernetes_node(v, cache)
+    paths = {c: node_dir / c for c in NODE_COMMANDS}
+    paths["pause"] = build_pause(cache) / "pause"
+    return paths
+
+
+def node_binary(name: str, v: Versions | None = None, cache: Path | None = None) -> Path:
+    """Where a node binary is cached (whether or not it has been built)."""
+    v = v or load_versions()
+    return (cache or cache_dir()) / "bin" / f"kubernetes-node-{v.kubernetes}" / name
 
 
 def kwok_stage_dir(v: Versions) -> Path:

@@ -2,6 +2,7 @@
 
 ks-devcluster build     build (or find cached) binaries
 ks-devcluster up        start the cluster, or reuse a healthy running one
+                        (KS_REAL_NODE=1: add the real node real-node-0, see docs/real-node.md)
 ks-devcluster down      stop every process of the cluster
 ks-devcluster status    say whether it runs, and where
 ks-devcluster env       print shell exports for kubectl
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[cluster] running at https://127.0.0.1:{st.ports['apiserver']}")
             for name, pid in st.pids.items():
                 print(f"  {name:<24} pid {pid}")
+            if cluster.real_node.running():
+                print("[cluster] real node real-node-0 is running (KS_REAL_NODE=1)")
             print(f"[cluster] kubeconfig: {cluster.kubeconfig}")
         elif args.command == "env":
             print(_exports(cluster, REPO_ROOT / ".local" / "bin"))

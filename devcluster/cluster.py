@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from devcluster import kube
+from devcluster import kube, realnode
 from devcluster.build import ensure_binaries, kwok_stage_dir
 from devcluster.pki import ensure_pki
 from devcluster.processes import (
@@ -34,6 +34,8 @@ from devcluster.settings import Versions, load_versions, state_dir
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
+#: Bumped when the control plane's flags change, so a running older cluster is restarted.
+REVISION = 2
 PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler")
 KWOK_STAGES = (
     "node/fast/node-initialize",
@@ -53,6 +55,7 @@ class State:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    revision: int = 0
 
     @classmethod
     def load(cls, path: Path) -> State:
@@ -81,6 +84,7 @@ class LocalCluster:
         self.logs = self.dir / "logs"
         self.kubeconfig = self.dir / "kubeconfig"
         self.state_file = self.dir / "state.json"
+        self.real_node = realnode.RealNode(self.dir, pki=self.pki, kubeconfig=self.kubeconfig, logs=self.logs)
 
     # -- probes -----------------------------------------------------------------
     def _client_tls(self) -> ssl.SSLContext:
@@ -94,7 +98,7 @@ class LocalCluster:
     def running(self) -> State | None:
         """The state of a healthy running cluster of the pinned versions, else None."""
         st = State.load(self.state_file)
-        if not st.pids or st.versions != asdict(self.versions):
+        if not st.pids or st.versions != asdict(self.versions) or st.revision != REVISION:
             return None
         if not all(pid_alive(pid) for pid in st.pids.values()):
             return None
@@ -103,19 +107,24 @@ class LocalCluster:
         return st
 
     # -- lifecycle --------------------------------------------------------------
-    def up(self, *, nodes: int = 3, log: bool = True) -> ClusterInfo:
+    def up(self, *, nodes: int = 3, log: bool = True, real_node: bool | None = None) -> ClusterInfo:
+        """Start or reuse the cluster; with ``real_node`` (default: ``KS_REAL_NODE=1``) add the real node."""
         say = print if log else (lambda *_a, **_k: None)
+        with_real_node = realnode.enabled() if real_node is None else real_node
         binaries = ensure_binaries(self.versions)
         st = self.running()
         if st is not None:
             server = f"https://127.0.0.1:{st.ports['apiserver']}"
             kube.ensure_cluster_objects(self.kubeconfig, nodes=nodes)
             say(f"[cluster] already running at {server}")
+            if with_real_node:
+                self.real_node.up(apiserver_port=st.ports["apiserver"], log=log)
             return ClusterInfo(self.kubeconfig, server, self.dir, reused=True)
 
         old = State.load(self.state_file)
         if old.pids:
             say("[cluster] stopping a half-running cluster first")
+        self.real_node.down(log=log)
         stop(old.pids, self.dir)
         # Keep the last ports when they are still free, so kubeconfigs stay valid.
         ports = {
@@ -130,7 +139,7 @@ class LocalCluster:
         kube.write_kubeconfig(self.kubeconfig, server=server, pki=self.pki)
         self._write_kwok_config()
 
-        st = State(ports=ports, versions=asdict(self.versions))
+        st = State(ports=ports, versions=asdict(self.versions), revision=REVISION)
         started = time.monotonic()
         try:
             for comp in self._components(binaries, ports):
@@ -155,11 +164,14 @@ class LocalCluster:
             )
             raise ClusterError(f"cluster setup failed: {exc}; {culprit}") from exc
         say(f"[cluster] ready in {time.monotonic() - started:.1f}s at {server}")
+        if with_real_node:
+            self.real_node.up(apiserver_port=ports["apiserver"], log=log)
         return ClusterInfo(self.kubeconfig, server, self.dir, reused=False)
 
     def down(self) -> list[str]:
+        stopped = self.real_node.down()
         st = State.load(self.state_file)
-        stopped = stop(st.pids, self.dir)
+        stopped += stop(st.pids, self.dir)
         st.pids = {}
         if self.dir.exists():
             st.save(self.state_file)
@@ -233,6 +245,10 @@ class LocalCluster:
                     "--authorization-mode=Node,RBAC",
                     "--allow-privileged=true",
                     "--endpoint-reconciler-type=none",
+                    # What kube-apiserver shows kubelets (the real node's logs, exec, port-forward).
+                    f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                    f"--kubelet-client-key={pki / 'admin.key'}",
+                    "--kubelet-preferred-address-types=InternalIP,Hostname",
                 ],
                 p["apiserver"],
                 lambda: self._apiserver_ready(p["apiserver"]),

@@ -18,7 +18,10 @@ STORAGE_CLASS = "kwok-volume"
 STORAGE_PROVISIONER = "kwok.x-k8s.io/volume"
 
 
-def write_kubeconfig(path: Path, *, server: str, pki: Path) -> None:
+def write_kubeconfig(
+    path: Path, *, server: str, pki: Path, cert: Path | None = None, key: Path | None = None
+) -> None:
+    """A kubeconfig for ``server`` with a client certificate (the admin's unless given)."""
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -32,8 +35,8 @@ def write_kubeconfig(path: Path, *, server: str, pki: Path) -> None:
             {
                 "name": "ks-local-admin",
                 "user": {
-                    "client-certificate": str(pki / "admin.crt"),
-                    "client-key": str(pki / "admin.key"),
+                    "client-certificate": str(cert or pki / "admin.crt"),
+                    "client-key": str(key or pki / "admin.key"),
                 },
             }
         ],

@@ -2,7 +2,9 @@
 
 One CA signs the kube-apiserver serving certificate and an admin client
 certificate in ``system:masters``; a separate RSA key signs service account
-tokens.  Everything is created once per state directory and reused.
+tokens.  Everything is created once per state directory and reused.  The real
+node's kubelet and kube-proxy get client certificates from the same CA
+(``ensure_client_cert``).
 """
 
 from __future__ import annotations
@@ -131,3 +133,25 @@ def ensure_pki(pki: Path, service_ip: str) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def ensure_client_cert(pki: Path, name: str, *, cn: str, org: str | None = None) -> tuple[Path, Path]:
+    """``<name>.crt``/``<name>.key``: a client certificate for ``cn`` (in group ``org``) from the CA."""
+    crt, key_path = pki / f"{name}.crt", pki / f"{name}.key"
+    if crt.exists() and key_path.exists():
+        return crt, key_path
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign(
+        subject=_name(cn, org),
+        public_key=key.public_key(),
+        issuer=ca.subject,
+        issuer_key=ca_key,
+        is_ca=False,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    _write_key(key_path, key)
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return crt, key_path

@@ -83,14 +83,21 @@ def stop_pidfile(pidfile: Path, *, grace: float = 30.0) -> int | None:
     pidfile.unlink(missing_ok=True)
     if pid is None:
         return None
-    os.kill(pid, signal.SIGTERM)
+    terminate(pid, grace=grace)
+    return pid
+
+
+def terminate(pid: int, *, grace: float = 30.0) -> None:
+    """SIGTERM ``pid``, SIGKILL it after ``grace`` seconds; return once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _reap(pid)
-    return pid
 
 
 #: Processes this interpreter started and has not reaped yet, by pid (see :func:`spawn`).

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs, only when one is missing.
 set -euo pipefail
-PKGS=(openssl ca-certificates redis-server slapd ldap-utils)
+# The image (make image) and the real node (KS_REAL_NODE=1): mmdebstrap, buildah,
+# podman and runc build and run it; containerd, the CNI plugins, iptables and
+# conntrack run pods under a real kubelet and kube-proxy.
+PKGS=(openssl ca-certificates redis-server slapd ldap-utils
+      mmdebstrap buildah podman runc containerd containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

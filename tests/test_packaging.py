@@ -12,9 +12,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _copied(text: str) -> list[str]:
+    """What the Containerfile COPYs from the build context (not from another stage)."""
+    lines = re.findall(r"^COPY (.+)$", text, re.M)
+    return [src for line in lines if not line.startswith("--from=") for src in line.split()[:-1]]
+
+
 def test_containerfile_copies_what_exists_and_runs_our_commands() -> None:
     text = (REPO / "Containerfile").read_text()
-    sources = [src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]]
+    sources = _copied(text)
     assert sources, "no COPY lines"
     for src in sources:
         assert (REPO / src.rstrip("/")).exists(), f"Containerfile copies missing {src}"
@@ -26,6 +32,17 @@ def test_containerfile_copies_what_exists_and_runs_our_commands() -> None:
     assert 'ENTRYPOINT ["ks-installer"]' in text and "ks-installer" in scripts
     assert re.search(r"^USER 1002$", text, re.M), "the image must not run as root"
     assert "KS_INSTALLER_PROJECT_DIR=/opt/ks-installer" in text
+
+
+def test_containerfile_base_is_an_argument_and_the_image_holds_no_dev_state() -> None:
+    text = (REPO / "Containerfile").read_text()
+    # With a registry the upstream image is the default; `make image` passes a local Debian base.
+    assert re.search(r"^ARG BASE=docker\.io/library/python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M), "the image itself must build on BASE"
+    sources = _copied(text)
+    assert not {"tests", ".local", ".venv", ".", "./"} & {src.rstrip("/") or "." for src in sources}
+    ignored = (REPO / ".containerignore").read_text().split()
+    assert {"tests", ".local", ".venv", ".git"} <= set(ignored), "the build context must leave them out"
 
 
 def test_manifests_use_one_image_setting() -> None:
