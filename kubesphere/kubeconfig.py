@@ -26,8 +26,6 @@ from kubernetes.config import incluster_config
 from kubesphere.errors import CredentialsError
 
 SERVICE_ACCOUNT_ENV = "KUBERNETES_SERVICE_HOST"
-#: Where kubelet mounts the pod's service-account token and the cluster CA.
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def source(path: Path | None = None) -> Path | str:
@@ -45,14 +43,19 @@ def source(path: Path | None = None) -> Path | str:
     raise CredentialsError("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a pod")
 
 
-def load(path: Path | None = None, *, service_account: Path = SERVICE_ACCOUNT) -> client.Configuration:
+def load(path: Path | None = None, *, service_account: Path | None = None) -> client.Configuration:
     """A client Configuration from the first source that applies (see the module docstring)."""
     where = source(path)
     cfg = client.Configuration()
     try:
         if where == "in-cluster":
+            token, ca = (
+                (str(service_account / "token"), str(service_account / "ca.crt"))
+                if service_account is not None
+                else (incluster_config.SERVICE_TOKEN_FILENAME, incluster_config.SERVICE_CERT_FILENAME)
+            )
             loader = incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
-                token_filename=str(service_account / "token"), cert_filename=str(service_account / "ca.crt")
+                token_filename=token, cert_filename=ca
             )
             loader.load_and_set(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
