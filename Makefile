@@ -29,13 +29,16 @@ down: ## stop the operator and the local cluster
 	@test -x $(PY) && $(PY) -m devcluster.platform down || true
 	@$(MAKE) --no-print-directory cluster-down
 
+# Each step's wall time is printed at the end (pytest prints its own per test folder).
+TEST_STEPS := lint test-unit image cluster-up test-cluster test-molecule
 test: setup ## set up whatever is missing and run the whole test suite
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory test-unit
-	$(MAKE) --no-print-directory image
-	$(MAKE) --no-print-directory cluster-up
-	$(MAKE) --no-print-directory test-cluster
-	$(MAKE) --no-print-directory test-molecule
+	@rc=0; times=""; for step in $(TEST_STEPS); do \
+	  start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$step || rc=$$?; \
+	  times="$$times$$(printf '  %-14s %5ss%s' $$step $$(( $$(date +%s) - start )) "$$( [ $$rc -ne 0 ] && echo '  FAILED')")\n"; \
+	  [ $$rc -eq 0 ] || break; \
+	done; \
+	printf '\nmake test, wall time per step:\n%b' "$$times"; exit $$rc
 
 setup: venv system-deps binaries ## install Python deps, Debian packages and the cluster binaries
 

@@ -99,3 +99,21 @@ def platform_crds(cluster: Cluster) -> Cluster:
             resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
             resource.server_side_apply(body=doc, field_manager="ks-tests", force_conflicts=True)
     return cluster
+
+
+# -- wall time per test folder, printed at the end of every run (CI reads it) -----------------------
+_FOLDER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    parts = report.nodeid.split("/")
+    folder = "/".join(parts[:2]) if len(parts) > 2 else parts[0].split("::")[0]
+    _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FOLDER_SECONDS:
+        return
+    terminalreporter.write_sep("-", "wall time per test folder (setup + call + teardown)")
+    for folder, seconds in sorted(_FOLDER_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}s  {folder}")
