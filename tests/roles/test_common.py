@@ -17,7 +17,7 @@ from kubernetes import client
 
 from installer.runs import Runner, RunRequest, RunResult
 from tests.conftest import Cluster
-from tests.roles.support import artifacts_text, assert_not_leaked, secret_data
+from tests.roles.support import artifacts_text, assert_not_leaked, run_request, secret_data
 
 pytestmark = pytest.mark.cluster
 
@@ -46,24 +46,8 @@ def write_secret(
         "ks_secret_generate": generate or {},
         "ks_secret_values": values or {},
     }
-    request = RunRequest(
-        component="common",
-        action="generated_secret",
-        role="common",
-        variables=variables,
-        timeout=300,
-        check=check,
-    )
-    runner = Runner(
-        project_dir=role_runner.project_dir,
-        playbook=role_runner.playbook,
-        work_dir=role_runner.work_dir,
-        kubeconfig=role_runner.kubeconfig,
-        keep_artifacts=keep_artifacts,
-    )
-    result = runner.run(request)
-    assert result.ok, f"{result.status}: {result.failed_task}: {result.message}"
-    return result
+    request = RunRequest("common", "generated_secret", "common", variables, timeout=300, check=check)
+    return run_request(role_runner, request, keep_artifacts=keep_artifacts)
 
 
 def ansible_changed(result: RunResult) -> int:
