@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from installer.runs import Runner, RunResult
+from installer.runs import Runner, RunRequest, RunResult
 from tests.conftest import Cluster
 from tests.helpers import wait_for
 from tests.roles.conftest import role_request, sample_spec
@@ -33,6 +33,11 @@ def run_once(
 ) -> RunResult:
     """One run of ``component``'s role as the operator makes it; fails on a failed run."""
     request = role_request(component, action, spec=spec, check=check, extra=extra)
+    return run_request(role_runner, request, keep_artifacts=keep_artifacts)
+
+
+def run_request(role_runner: Runner, request: RunRequest, *, keep_artifacts: bool = False) -> RunResult:
+    """Run ``request`` (with a runner that keeps the artifacts if asked); fails on a failed run."""
     runner = role_runner
     if keep_artifacts:
         runner = Runner(
@@ -43,7 +48,9 @@ def run_once(
             keep_artifacts=True,
         )
     result = runner.run(request)
-    assert result.ok, f"{component} {action}: {result.status}: {result.failed_task}: {result.message}"
+    assert result.ok, (
+        f"{request.component} {request.action}: {result.status}: {result.failed_task}: {result.message}"
+    )
     return result
 
 

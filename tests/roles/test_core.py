@@ -69,6 +69,8 @@ def test_install_creates_the_platform_core(cluster: Cluster, run_role: RoleRunne
 
     values = secret(cluster)
     assert len(values["secret"]) >= 32 and len(values["initAdminPassword"]) >= 12
+    # The admin user starts with that password (ks-controller-manager, not running here, hashes it).
+    assert admin["spec"]["password"] == values["initAdminPassword"]
     raw = (
         client.CoreV1Api(cluster.api)
         .read_namespaced_config_map("kubesphere-config", NS)

@@ -107,7 +107,7 @@ def test_keys_never_reach_the_output(cluster: Cluster, run_role: RoleRunner, rol
     texts["check run"] = artifacts_text(run_once(role_runner, "minio", check=True, keep_artifacts=True))
     new = secret_data(cluster, NS, "minio-secret")
     assert new["secretkey"] != old["secretkey"]
-    assert "Minio | Write the key Secret" in texts["install run"]  # the events were kept
+    assert "Common | Write Secret minio-secret" in texts["install run"]  # the events were kept
     texts["ConfigMaps"] = config_maps_text(cluster, NS)
     texts["Deployment"] = str(client.AppsV1Api(cluster.api).read_namespaced_deployment("minio", NS).to_dict())
     texts["Job"] = str(client.BatchV1Api(cluster.api).read_namespaced_job(JOB, NS).to_dict())

@@ -1,8 +1,9 @@
 """monitoring: Prometheus, node-exporter, kube-state-metrics and Alertmanager as plain manifests.
 
-The tests run in file order and share the cluster state: nothing → check mode → external
-(nothing) → install → idempotent → check mode → spec changes → uninstall (PVCs kept) →
-uninstall with deleteDataOnDisable (PVCs gone). A module fixture removes what is left.
+Each test sets up the state it starts from, so any one passes alone and in any order:
+``absent`` removes the stack (not through the role), ``installed`` installs it with the
+sample spec (a run that changes nothing when the previous test left it so, as in file
+order). A module fixture removes what is left.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 import yaml
 from kubernetes import client
 
+from installer.runs import Runner
 from tests.conftest import Cluster
 from tests.roles.conftest import RoleRunner
+from tests.roles.support import run_once
 
 pytestmark = pytest.mark.cluster
 
@@ -147,6 +150,18 @@ def clean_slate(cluster: Cluster) -> Iterator[None]:
         core.delete_namespace(NS)
 
 
+@pytest.fixture
+def absent(cluster: Cluster) -> None:
+    """The monitoring stack is not installed (its namespace may be there)."""
+    _remove_everything(cluster)
+
+
+@pytest.fixture
+def installed(role_runner: Runner) -> None:
+    """The monitoring stack is installed with the sample spec."""
+    run_once(role_runner, "monitoring")
+
+
 def _set(spec: dict[str, Any], path: str, value: Any) -> None:
     node = spec
     *parents, leaf = path.split(".")
@@ -183,13 +198,15 @@ def _assert_running(cluster: Cluster, *, prometheus_replicas: int = 1) -> None:
     _eventually(all_bound, what=f"{prometheus_replicas} Bound Prometheus PVCs")
 
 
-def test_check_mode_before_install_creates_nothing(run_role: RoleRunner, cluster: Cluster) -> None:
+def test_check_mode_before_install_creates_nothing(
+    run_role: RoleRunner, cluster: Cluster, absent: None
+) -> None:
     run_role("monitoring", check=True)
     assert _ours(cluster) == {}
 
 
 def test_external_prometheus_installs_nothing(
-    run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any]
+    run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any], absent: None
 ) -> None:
     _set(spec, "common.monitoring.type", "external")
     result = run_role("monitoring", spec=spec)
@@ -199,7 +216,7 @@ def test_external_prometheus_installs_nothing(
         assert _pvcs(cluster) == []
 
 
-def test_install(run_role: RoleRunner, cluster: Cluster) -> None:
+def test_install(run_role: RoleRunner, cluster: Cluster, absent: None) -> None:
     run_role("monitoring")
     _assert_running(cluster)
 
@@ -244,17 +261,19 @@ def test_install(run_role: RoleRunner, cluster: Cluster) -> None:
         assert LABELS.items() <= pvc.metadata.labels.items()
 
 
-def test_second_run_changes_nothing(run_role: RoleRunner) -> None:
+def test_second_run_changes_nothing(run_role: RoleRunner, installed: None) -> None:
     result = run_role("monitoring")
     assert result.progress.changed == 0
 
 
-def test_check_mode_after_install_changes_nothing(run_role: RoleRunner) -> None:
+def test_check_mode_after_install_changes_nothing(run_role: RoleRunner, installed: None) -> None:
     result = run_role("monitoring", check=True)
     assert result.progress.changed == 0
 
 
-def test_spec_changes_show_up(run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any]) -> None:
+def test_spec_changes_show_up(
+    run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any], installed: None
+) -> None:
     _set(spec, "monitoring.prometheus", {"replicas": 2, "volumeSize": "30Gi"})
     _set(spec, "monitoring.node_exporter.port", 9200)
     result = run_role("monitoring", spec=spec)
@@ -280,22 +299,22 @@ def test_spec_changes_show_up(run_role: RoleRunner, cluster: Cluster, spec: dict
     assert again.progress.changed == 0
 
 
-def test_uninstall_keeps_the_pvcs(run_role: RoleRunner, cluster: Cluster) -> None:
+def test_uninstall_keeps_the_pvcs(run_role: RoleRunner, cluster: Cluster, installed: None) -> None:
+    before = sorted(p.metadata.name for p in _pvcs(cluster))
+    assert "prometheus-k8s-db-prometheus-k8s-0" in before
     run_role("monitoring", "uninstall")
     assert _ours(cluster) == {}
     apps = client.AppsV1Api(cluster.api)
     for name in DEPLOYMENTS:
         assert _gone(apps.read_namespaced_deployment, name, NS)
-    assert sorted(p.metadata.name for p in _pvcs(cluster)) == [
-        "prometheus-k8s-db-prometheus-k8s-0",
-        "prometheus-k8s-db-prometheus-k8s-1",
-    ]
+    assert sorted(p.metadata.name for p in _pvcs(cluster)) == before
     assert _namespace_exists(client.CoreV1Api(cluster.api))
 
 
 def test_uninstall_with_delete_data_removes_the_pvcs(
-    run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any]
+    run_role: RoleRunner, cluster: Cluster, spec: dict[str, Any], installed: None
 ) -> None:
+    assert _pvcs(cluster)
     spec["persistence"]["deleteDataOnDisable"] = True
     run_role("monitoring", "uninstall", spec=spec)
     assert _pvcs(cluster) == []

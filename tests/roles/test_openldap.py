@@ -100,7 +100,7 @@ def test_passwords_never_reach_the_output(
     texts["check run"] = artifacts_text(run_once(role_runner, "openldap", check=True, keep_artifacts=True))
     new = secret_data(cluster, NS, "openldap-secret")
     assert new["password"] != old["password"]
-    assert "Openldap | Write the password Secret" in texts["install run"]  # the events were kept
+    assert "Common | Write Secret openldap-secret" in texts["install run"]  # the events were kept
     texts["ConfigMaps"] = config_maps_text(cluster, NS)
     texts["StatefulSet"] = str(
         client.AppsV1Api(cluster.api).read_namespaced_stateful_set("openldap", NS).to_dict()

@@ -113,7 +113,7 @@ def test_password_never_reaches_the_output(
     texts["check run"] = artifacts_text(run_once(role_runner, "redis", check=True, keep_artifacts=True))
     new = password(cluster)
     assert new != old
-    assert "Redis | Write the password Secret" in texts["install run"]  # the events were kept
+    assert "Common | Write Secret redis-secret" in texts["install run"]  # the events were kept
     texts["ConfigMaps"] = config_maps_text(cluster, NS)
     texts["Deployment"] = str(client.AppsV1Api(cluster.api).read_namespaced_deployment("redis", NS).to_dict())
     assert_not_leaked([old, new], texts)
