@@ -114,24 +114,31 @@ def test_keys_never_reach_the_output(cluster: Cluster, run_role: RoleRunner, rol
     assert_not_leaked([*old.values(), *new.values()], texts)
 
 
-def test_uninstall_keeps_the_data(cluster: Cluster, run_role: RoleRunner) -> None:
+def test_uninstall_keeps_the_data_and_its_credentials(cluster: Cluster, run_role: RoleRunner) -> None:
     run_role("minio")
+    before = secret_data(cluster, NS, "minio-secret")
     run_role("minio", "uninstall")
     apps, core = client.AppsV1Api(cluster.api), client.CoreV1Api(cluster.api)
     assert not exists(apps.read_namespaced_deployment, "minio", NS)
     assert not exists(client.BatchV1Api(cluster.api).read_namespaced_job, JOB, NS)
     assert not exists(core.read_namespaced_service, "minio", NS)
-    assert not exists(core.read_namespaced_secret, "minio-secret", NS)
+    assert secret_data(cluster, NS, "minio-secret") == before  # the kept data was initialised with it
     assert exists(core.read_namespaced_persistent_volume_claim, "minio", NS)
     assert exists(core.read_namespace, NS)
     assert run_role("minio", "uninstall").progress.changed == 0
+    run_role("minio")  # enabled again: the same credentials for the same data
+    assert secret_data(cluster, NS, "minio-secret") == before
 
 
 def test_uninstall_with_delete_data_removes_the_pvc(
     cluster: Cluster, run_role: RoleRunner, spec: dict[str, Any]
 ) -> None:
     run_role("minio")
+    before = secret_data(cluster, NS, "minio-secret")
     spec["persistence"]["deleteDataOnDisable"] = True
     run_role("minio", "uninstall", spec=spec)
     assert not exists(client.CoreV1Api(cluster.api).read_namespaced_persistent_volume_claim, "minio", NS)
     assert not exists(client.AppsV1Api(cluster.api).read_namespaced_deployment, "minio", NS)
+    assert not exists(client.CoreV1Api(cluster.api).read_namespaced_secret, "minio-secret", NS)
+    run_role("minio")  # enabled again on new data: new credentials
+    assert secret_data(cluster, NS, "minio-secret") != before

@@ -108,24 +108,31 @@ def test_passwords_never_reach_the_output(
     assert_not_leaked([*old.values(), *new.values()], texts)
 
 
-def test_uninstall_keeps_the_data(cluster: Cluster, run_role: RoleRunner) -> None:
+def test_uninstall_keeps_the_data_and_its_credentials(cluster: Cluster, run_role: RoleRunner) -> None:
     run_role("openldap")
+    before = secret_data(cluster, NS, "openldap-secret")
     run_role("openldap", "uninstall")
     apps, core = client.AppsV1Api(cluster.api), client.CoreV1Api(cluster.api)
     assert not exists(apps.read_namespaced_stateful_set, "openldap", NS)
     assert not exists(core.read_namespaced_service, "openldap", NS)
-    assert not exists(core.read_namespaced_secret, "openldap-secret", NS)
+    assert secret_data(cluster, NS, "openldap-secret") == before  # the kept data was initialised with it
     assert exists(core.read_namespaced_persistent_volume_claim, PVC, NS)
     assert exists(core.read_namespace, NS)
     assert run_role("openldap", "uninstall").progress.changed == 0
+    run_role("openldap")  # enabled again: the same credentials for the same data
+    assert secret_data(cluster, NS, "openldap-secret") == before
 
 
 def test_uninstall_with_delete_data_removes_the_pvc(
     cluster: Cluster, run_role: RoleRunner, spec: dict[str, Any]
 ) -> None:
     run_role("openldap")
+    before = secret_data(cluster, NS, "openldap-secret")
     spec["persistence"]["deleteDataOnDisable"] = True
     run_role("openldap", "uninstall", spec=spec)
     core = client.CoreV1Api(cluster.api)
     assert not exists(core.read_namespaced_persistent_volume_claim, PVC, NS)
     assert not exists(client.AppsV1Api(cluster.api).read_namespaced_stateful_set, "openldap", NS)
+    assert not exists(client.CoreV1Api(cluster.api).read_namespaced_secret, "openldap-secret", NS)
+    run_role("openldap")  # enabled again on new data: new credentials
+    assert secret_data(cluster, NS, "openldap-secret") != before

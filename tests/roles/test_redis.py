@@ -145,23 +145,27 @@ def test_ha_on_and_off_switch_cleanly(cluster: Cluster, run_role: RoleRunner, sp
     assert not any(exists(core.read_namespaced_persistent_volume_claim, name, NS) for name in HA_PVCS)
 
 
-def test_uninstall_keeps_the_data(cluster: Cluster, run_role: RoleRunner) -> None:
+def test_uninstall_keeps_the_data_and_its_credentials(cluster: Cluster, run_role: RoleRunner) -> None:
     run_role("redis")
+    before = secret_data(cluster, NS, "redis-secret")
     run_role("redis", "uninstall")
     apps, core = client.AppsV1Api(cluster.api), client.CoreV1Api(cluster.api)
     assert not exists(apps.read_namespaced_deployment, "redis", NS)
     assert not exists(apps.read_namespaced_stateful_set, "redis-ha-server", NS)
     assert not exists(core.read_namespaced_service, "redis", NS)
-    assert not exists(core.read_namespaced_secret, "redis-secret", NS)
+    assert secret_data(cluster, NS, "redis-secret") == before  # the kept data was initialised with it
     assert exists(core.read_namespaced_persistent_volume_claim, "redis-pvc", NS)
     assert exists(core.read_namespace, NS)
     assert run_role("redis", "uninstall").progress.changed == 0
+    run_role("redis")  # enabled again: the same credentials for the same data
+    assert secret_data(cluster, NS, "redis-secret") == before
 
 
 def test_uninstall_with_delete_data_removes_the_pvcs(
     cluster: Cluster, run_role: RoleRunner, spec: dict[str, Any]
 ) -> None:
     run_role("redis", spec=ha_spec(spec))
+    before = secret_data(cluster, NS, "redis-secret")
     run_role("redis")  # back to one instance; the HA PVCs stay
     spec["persistence"]["deleteDataOnDisable"] = True
     run_role("redis", "uninstall", spec=spec)
@@ -169,3 +173,6 @@ def test_uninstall_with_delete_data_removes_the_pvcs(
     for name in {"redis-pvc", *HA_PVCS}:
         assert not exists(core.read_namespaced_persistent_volume_claim, name, NS)
     assert not exists(client.AppsV1Api(cluster.api).read_namespaced_deployment, "redis", NS)
+    assert not exists(client.CoreV1Api(cluster.api).read_namespaced_secret, "redis-secret", NS)
+    run_role("redis")  # enabled again on new data: new credentials
+    assert secret_data(cluster, NS, "redis-secret") != before
