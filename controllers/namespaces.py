@@ -3,7 +3,9 @@
 For every namespace not being deleted:
 
 * label ``kubesphere.io/namespace=<ns>`` and finalizer ``finalizers.kubesphere.io/namespaces``;
-* the Roles ``admin``, ``operator`` and ``viewer`` copied from the ``project-*`` RoleBases;
+* for a workspace's or a DevOps project's namespace only (label ``kubesphere.io/workspace``
+  or ``kubesphere.io/devopsproject``, as KubeSphere decides), the Roles ``admin``,
+  ``operator`` and ``viewer`` copied from the ``project-*`` RoleBases;
 * when ``kubesphere.io/creator`` names a user, the RoleBinding ``<creator>-admin`` to ``admin``;
 * a controller ownerReference to the Workspace named by ``kubesphere.io/workspace``,
   added, repaired (wrong uid or name) or removed (no label, workspace gone).
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 FINALIZER = "finalizers.kubesphere.io/namespaces"
 NAMESPACE_LABEL = "kubesphere.io/namespace"
 WORKSPACE_LABEL = "kubesphere.io/workspace"
+DEVOPS_LABEL = "kubesphere.io/devopsproject"
 CREATOR = "kubesphere.io/creator"
 USER_REF = "iam.kubesphere.io/user-ref"
 ROLE_REF = "iam.kubesphere.io/role-ref"
@@ -102,7 +105,9 @@ def reconcile(ctx: Context, name: str) -> None:
     if patch:
         patch["resourceVersion"] = meta["resourceVersion"]
         ns = ctx.kube.patch(NAMESPACES, name, {"metadata": patch})
-    ensure_roles(ctx, name)
+    labels = meta.get("labels") or {}
+    if WORKSPACE_LABEL in labels or DEVOPS_LABEL in labels:
+        ensure_roles(ctx, name)
     creator = (meta.get("annotations") or {}).get(CREATOR)
     if creator:
         ensure_creator_binding(ctx, name, creator)

@@ -95,7 +95,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
 @routes.add("POST", "/workspaces", summary="Create a workspace (a WorkspaceTemplate)", body=OBJECT)
 async def create_workspace(request: web.Request) -> web.Response:
     body = await common.object_body(request, kind="WorkspaceTemplate")
-    common.check_name(body)
+    common.check_name_or_generate(body)
     body.update(apiVersion=kube.WORKSPACETEMPLATES.api_version, kind="WorkspaceTemplate")
     spec = body.setdefault("spec", {})
     if not isinstance(spec, dict):

@@ -192,6 +192,21 @@ def test_workspace_lifecycle(world: World) -> None:
     )
 
 
+def test_workspace_with_generate_name(world: World) -> None:
+    """The console may send only ``generateName``; kube-apiserver completes the name."""
+    token = world.tokens["admin"]
+    body = {"metadata": {"generateName": world.name("tgen") + "-"}, "spec": {"template": {"spec": {}}}}
+    resp = call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=body)
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["metadata"]["name"]
+    world.cleanup.append(lambda: _delete_template(world, made))
+    assert made.startswith(world.name("tgen") + "-") and len(made) > len(world.name("tgen")) + 1
+    bad = {"metadata": {"generateName": "no/slashes-"}, "spec": {}}
+    assert call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=bad).status_code == 422
+    nothing: dict[str, Any] = {"metadata": {}, "spec": {}}
+    assert call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=nothing).status_code == 422
+
+
 def _delete_template(world: World, name: str) -> None:
     try:
         world.custom.delete_cluster_custom_object(*TENANT_GV, "workspacetemplates", name)

@@ -150,6 +150,27 @@ def test_labelled_namespace_gets_owner_roles_and_creator_binding(manager: Manage
     assert objects.get("v1", "Namespace", ns) is not None
 
 
+def test_namespace_outside_workspaces_gets_no_roles(manager: Manager, objects: Objects) -> None:
+    """KubeSphere makes the default Roles only in workspace and DevOps namespaces."""
+    ns = new_namespace(objects, creator="erin")
+    wait_for(
+        lambda: (
+            "finalizers.kubesphere.io/namespaces"
+            in (objects.get("v1", "Namespace", ns)["metadata"].get("finalizers") or [])
+        ),
+        timeout=30,
+        what="namespace reconciled",
+    )
+    # The creator binding is made (as KubeSphere does), the Roles are not.
+    wait_for(lambda: objects.get(RBAC, "RoleBinding", "erin-admin", ns), timeout=30, what="creator binding")
+    assert not {"admin", "operator", "viewer"} & role_names(objects, ns)
+    # Put into a workspace later: now it gets them.
+    ws = new_template(objects)
+    wait_for(lambda: objects.get(TENANT1, "Workspace", ws), timeout=30, what="Workspace")
+    objects.patch("v1", "Namespace", ns, {"metadata": {"labels": {WS_LABEL: ws}}})
+    wait_for(lambda: {"admin", "operator", "viewer"} <= role_names(objects, ns), timeout=30, what="roles")
+
+
 def test_deleting_the_workspace_removes_its_namespaces(manager: Manager, objects: Objects) -> None:
     ws = new_template(objects)
     wait_for(lambda: objects.get(TENANT1, "Workspace", ws), timeout=30, what="Workspace")
