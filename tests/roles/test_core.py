@@ -64,6 +64,18 @@ def test_install_creates_the_platform_core(cluster: Cluster, run_role: RoleRunne
         "anonymous",
         "authenticated",
     } <= roles
+    # KubeSphere 3.4's system workspace holds the platform's and the cluster's own namespaces.
+    system = custom.get_cluster_custom_object(
+        "tenant.kubesphere.io", "v1alpha2", "workspacetemplates", "system-workspace"
+    )
+    assert system["spec"]["template"]["spec"]["manager"] == "admin"
+    for ns in ("default", "kube-public", "kube-system", NS):
+        labels = client.CoreV1Api(cluster.api).read_namespace(ns).metadata.labels
+        assert labels["kubesphere.io/workspace"] == "system-workspace", ns
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    for name in ("cluster-admin", "cluster-viewer"):
+        notes = rbac.read_cluster_role(name).metadata.annotations
+        assert "role-template-view-members" in notes["iam.kubesphere.io/aggregation-roles"], name
     admin = custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", "admin")
     assert admin["metadata"]["annotations"]["iam.kubesphere.io/globalrole"] == "platform-admin"
 
