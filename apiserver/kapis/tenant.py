@@ -21,7 +21,7 @@ from aiohttp import web
 
 from apiserver import kube
 from apiserver.errors import APIError, not_found
-from apiserver.identity import UserInfo
+from apiserver.identity import AUTHENTICATED_GROUP, UserInfo
 from apiserver.kapis import common
 from apiserver.openapi import LIST, LIST_PARAMS, OBJECT, SUCCESS, Param, Routes
 from apiserver.requestinfo import CLUSTER_SCOPE, GLOBAL_SCOPE, WORKSPACE_SCOPE
@@ -56,9 +56,9 @@ def _bound_in(request: web.Request, user: UserInfo, namespace: str) -> bool:
 
 
 def visible_namespaces(
-    request: web.Request, namespaces: list[dict[str, Any]], *, workspace: str
+    request: web.Request, namespaces: list[dict[str, Any]], *, workspace: str, user: UserInfo | None = None
 ) -> list[Any]:
-    user = common.caller(request)
+    user = user or common.caller(request)
     scope = WORKSPACE_SCOPE if workspace else CLUSTER_SCOPE
     authz = common.ctx(request).authorizer
     if authz.allows(user, verb="list", resource="namespaces", workspace=workspace, scope=scope):
@@ -168,6 +168,38 @@ async def list_namespaces(request: web.Request) -> web.Response:
     ws = common.name_param(request, "workspace", kube.WORKSPACETEMPLATES)
     items = common.ctx(request).caches[kube.NAMESPACES].list(labels={common.WORKSPACE_LABEL: ws})
     return common.listing(request, visible_namespaces(request, items, workspace=ws))
+
+
+@routes.add(
+    "GET",
+    WS + "/workspacemembers/{member}/namespaces",
+    summary="A workspace's namespaces a member may see",
+    query=LIST_PARAMS,
+    response=LIST,
+)
+async def list_member_namespaces(request: web.Request) -> web.Response:
+    """What the console shows as a member's projects: the namespaces the member (not the caller) sees.
+
+    The caller must be the member, or may read the workspace's members (KubeSphere lets anyone ask).
+    """
+    ws = common.name_param(request, "workspace", kube.WORKSPACETEMPLATES)
+    name = common.name_param(request, "member", kube.USERS)
+    user = common.caller(request)
+    authz = common.ctx(request).authorizer
+    if user.name != name and not authz.allows(
+        user, verb="get", resource="workspacemembers", api_group="iam.kubesphere.io", workspace=ws,
+        scope=WORKSPACE_SCOPE,
+    ):  # fmt: skip
+        raise common.deny(
+            request, verb="get", resource="workspacemembers", api_group="iam.kubesphere.io", name=name
+        )
+    found = common.ctx(request).caches[kube.USERS].get(name)
+    if found is None:
+        raise not_found("user.iam.kubesphere.io", name)
+    groups = tuple(str(g) for g in (found.get("spec") or {}).get("groups") or ())
+    member = UserInfo(name=name, groups=(*groups, AUTHENTICATED_GROUP))
+    items = common.ctx(request).caches[kube.NAMESPACES].list(labels={common.WORKSPACE_LABEL: ws})
+    return common.listing(request, visible_namespaces(request, items, workspace=ws, user=member))
 
 
 @routes.add("POST", WS + "/namespaces", summary="Create a namespace in a workspace", body=OBJECT)

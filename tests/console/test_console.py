@@ -1,0 +1,279 @@
+"""The KubeSphere 3.4 console's calls, page by page, against ks-apiserver and ks-controller-manager.
+
+Each test makes the requests the console makes (paths and query parameters as its stores send them)
+and judges the fields the console reads.  The objects are made the way the console makes them:
+workspaces and projects through the tenant API, members through the IAM API, and the roles by the
+controllers from the core role's RoleBases.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.apiserver.conftest import ApiServer
+from tests.conftest import Cluster
+from tests.console.support import (
+    IAM,
+    PASSWORD,
+    TENANT,
+    call,
+    console_rules,
+    login,
+    template_rules,
+)
+from tests.controllers.support import Manager
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.cluster
+#: ks-controller-manager first works through every object the other suites left in the cluster.
+WAIT = 90
+
+
+@dataclass
+class Site:
+    server: ApiServer
+    cluster: Cluster
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    users: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    ws: str = ""
+    ns: str = ""
+
+    def get(self, who: str, path: str, **kw: Any) -> Any:
+        resp = call(self.server, "GET", path, self.tokens[who], **kw)
+        assert resp.status_code == 200, f"{who} GET {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def send(self, who: str, method: str, path: str, **kw: Any) -> Any:
+        return call(self.server, method, path, self.tokens.get(who), **kw)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.cluster.api)
+
+
+def _user(site: Site, key: str, globalrole: str) -> None:
+    name = site.server.make_user(f"c{key}-{site.tag}", PASSWORD, globalrole=globalrole)
+    site.users[key] = name
+    site.tokens[key] = login(site.server, name)["access_token"]
+
+
+@pytest.fixture(scope="module")
+def site(platform_crds: Cluster, apiserver: ApiServer, manager: Manager) -> Iterator[Site]:
+    s = Site(apiserver, platform_crds)
+    _user(s, "admin", "platform-admin")
+    for key in ("wsadmin", "viewer", "regular"):
+        _user(s, key, "platform-regular")
+    s.ws = f"cws-{s.tag}"
+    body = {
+        "apiVersion": "tenant.kubesphere.io/v1alpha2",
+        "kind": "WorkspaceTemplate",
+        "metadata": {"name": s.ws, "annotations": {"kubesphere.io/creator": s.users["admin"]}},
+        "spec": {"template": {"spec": {"manager": s.users["wsadmin"]}}},
+    }
+    assert s.send("admin", "POST", f"{TENANT}/workspaces", json=body).status_code == 200
+    try:
+        # The controller makes the workspace roles from the RoleBases and binds the manager.
+        wait_for(
+            lambda: s.send("wsadmin", "GET", f"{TENANT}/workspaces/{s.ws}").status_code == 200,
+            timeout=WAIT,
+            what="the manager is the workspace's admin",
+        )
+        s.ns = f"cns-{s.tag}"
+        made = s.send(
+            "wsadmin", "POST", f"{TENANT}/workspaces/{s.ws}/namespaces", json={"metadata": {"name": s.ns}}
+        )
+        assert made.status_code == 200, made.text
+        wait_for(
+            lambda: s.send("wsadmin", "GET", f"{IAM}/namespaces/{s.ns}/roles/viewer").status_code == 200,
+            timeout=WAIT,
+            what="the project's roles",
+        )
+        member = [{"username": s.users["viewer"], "roleRef": "viewer"}]
+        added = s.send("wsadmin", "POST", f"{IAM}/namespaces/{s.ns}/members", json=member)
+        assert added.status_code == 200, added.text
+        wait_for(
+            lambda: s.send("viewer", "GET", f"/api/v1/namespaces/{s.ns}/pods").status_code == 200,
+            timeout=30,
+            what="the viewer reads the project",
+        )
+        yield s
+    finally:
+        for plural, name in (("workspacetemplates", s.ws),):
+            try:
+                s.custom.delete_cluster_custom_object("tenant.kubesphere.io", "v1alpha2", plural, name)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+        if s.ns:
+            try:
+                client.CoreV1Api(s.cluster.api).delete_namespace(s.ns)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+# -- login and the dashboard --------------------------------------------------------------------
+
+
+def test_login_user_detail_and_global_rules(site: Site) -> None:
+    """session.js: login, the user's detail and global rules (the dashboard's menus)."""
+    tokens = login(site.server, site.users["admin"])
+    access = tokens["access_token"]
+    assert _claims(access)["username"] == site.users["admin"]
+    detail = site.send("admin", "GET", f"{IAM}/users/{site.users['admin']}", headers={}).json()
+    assert detail["spec"]["email"] and "password" not in detail["spec"]
+    assert detail["metadata"]["annotations"]["iam.kubesphere.io/globalrole"] == "platform-admin"
+    roles = call(site.server, "GET", f"{IAM}/users/{site.users['admin']}/globalroles", access)
+    assert roles.status_code == 200 and isinstance(roles.json(), list)
+    rules = console_rules(roles.json())
+    assert rules == template_rules("global", "platform-admin")
+    assert {"users", "workspaces", "clusters", "roles"} <= set(rules) and "manage" in rules["users"]
+
+
+def test_refresh_with_the_refresh_token_as_bearer(site: Site) -> None:
+    """session.js getNewToken: the refresh grant with Authorization: Bearer <refresh_token>."""
+    first = login(site.server, site.users["regular"])
+    resp = call(
+        site.server,
+        "POST",
+        "/oauth/token",
+        first["refresh_token"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": "kubesphere",
+            "client_secret": "kubesphere",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["access_token"] and body["refresh_token"] and body["expires_in"] == 7200
+    me = call(site.server, "GET", f"{IAM}/users/{site.users['regular']}", body["access_token"])
+    assert me.status_code == 200
+
+
+# -- permissions at each scope --------------------------------------------------------------
+
+
+def test_permissions_of_a_platform_admin(site: Site) -> None:
+    admin = site.users["admin"]
+    assert console_rules(site.get("admin", f"{IAM}/users/{admin}/globalroles")) == template_rules(
+        "global", "platform-admin"
+    )
+    # A platform admin is a cluster admin (the globalrolebinding controller binds cluster-admin).
+    wait_for(
+        lambda: site.get("admin", f"{IAM}/clustermembers/{admin}/clusterroles"),
+        timeout=WAIT,
+        what="cluster-admin bound",
+    )
+    cluster = console_rules(site.get("admin", f"{IAM}/clustermembers/{admin}/clusterroles"))
+    assert cluster == template_rules("cluster", "cluster-admin")
+    assert cluster["nodes"] == ["manage", "view"]
+    # Not a member of the workspace or the project: no rules there (the console uses its global ones).
+    assert site.get("admin", f"{IAM}/workspaces/{site.ws}/workspacemembers/{admin}/workspaceroles") == []
+
+
+def test_permissions_of_a_workspace_admin(site: Site) -> None:
+    who = site.users["wsadmin"]
+    got = site.get("wsadmin", f"{IAM}/workspaces/{site.ws}/workspacemembers/{who}/workspaceroles")
+    assert got and all("iam.kubesphere.io/role-template-rules" in r["metadata"]["annotations"] for r in got)
+    rules = console_rules(got)
+    assert rules == template_rules("workspace", "admin")
+    assert rules["projects"] == ["create", "manage", "view"] and "manage" in rules["members"]
+    assert console_rules(site.get("wsadmin", f"{IAM}/users/{who}/globalroles")) == template_rules(
+        "global", "platform-regular"
+    )
+    # The project's creator is its admin (the namespace controller binds them).
+    wait_for(
+        lambda: site.get("wsadmin", f"{IAM}/namespaces/{site.ns}/members/{who}/roles"),
+        timeout=WAIT,
+        what="creator binding",
+    )
+    project = console_rules(site.get("wsadmin", f"{IAM}/namespaces/{site.ns}/members/{who}/roles"))
+    assert project == template_rules("namespace", "admin")
+    assert site.get("wsadmin", f"{IAM}/clustermembers/{who}/clusterroles") == []
+
+
+def test_permissions_of_a_project_viewer(site: Site) -> None:
+    who = site.users["viewer"]
+    got = site.get("viewer", f"{IAM}/namespaces/{site.ns}/members/{who}/roles")
+    assert {r["metadata"]["namespace"] for r in got} == {site.ns}
+    rules = console_rules(got)
+    assert rules == template_rules("namespace", "viewer")
+    assert all(actions == ["view"] for actions in rules.values()), rules
+    assert site.get("viewer", f"{IAM}/workspaces/{site.ws}/workspacemembers/{who}/workspaceroles") == []
+
+
+def test_permissions_of_a_regular_user(site: Site) -> None:
+    who = site.users["regular"]
+    rules = console_rules(site.get("regular", f"{IAM}/users/{who}/globalroles"))
+    assert rules == template_rules("global", "platform-regular") == {"app-templates": ["view"]}
+    assert site.get("regular", f"{IAM}/workspaces/{site.ws}/workspacemembers/{who}/workspaceroles") == []
+    assert site.get("regular", f"{IAM}/namespaces/{site.ns}/members/{who}/roles") == []
+    # Another user's permissions are not theirs to read.
+    other = site.send("regular", "GET", f"{IAM}/users/{site.users['admin']}/globalroles")
+    assert other.status_code == 403
+
+
+# -- Access Control and the workspace pages --------------------------------------------------
+
+
+def test_role_lists_the_console_shows(site: Site) -> None:
+    """role.js: lists filtered by the creator annotation; templates by the role-template label."""
+    query = {"annotation": "kubesphere.io/creator", "sortBy": "createTime", "limit": "10", "page": "1"}
+    names = {r["metadata"]["name"] for r in site.get("admin", f"{IAM}/globalroles", params=query)["items"]}
+    assert {"platform-admin", "platform-regular", "platform-self-provisioner"} <= names
+    assert not {n for n in names if n.startswith("role-template-")}
+    ws_roles = site.get("wsadmin", f"{IAM}/workspaces/{site.ws}/workspaceroles", params=query)["items"]
+    assert {r["metadata"]["name"] for r in ws_roles} == {
+        f"{site.ws}-{r}" for r in ("admin", "regular", "viewer", "self-provisioner")
+    }
+    ns_roles = site.get("wsadmin", f"{IAM}/namespaces/{site.ns}/roles", params=query)["items"]
+    assert {r["metadata"]["name"] for r in ns_roles} == {"admin", "operator", "viewer"}
+    templates = site.get(
+        "admin", f"{IAM}/globalroles", params={"label": "iam.kubesphere.io/role-template=true", "limit": "-1"}
+    )
+    modules = {r["metadata"]["annotations"].get("iam.kubesphere.io/module") for r in templates["items"]}
+    assert {"Access Control", "Clusters Management", "Apps Management", "Platform Settings"} <= modules
+    project_templates = site.get(
+        "wsadmin",
+        f"{IAM}/namespaces/{site.ns}/roles",
+        params={"label": "iam.kubesphere.io/role-template=true"},
+    )
+    assert project_templates["totalItems"] >= 20
+    cluster_templates = site.get(
+        "admin",
+        f"{IAM}/clusterroles",
+        params={"label": "iam.kubesphere.io/role-template=true", "limit": "-1"},
+    )
+    assert "role-template-view-nodes" in {r["metadata"]["name"] for r in cluster_templates["items"]}
+    assert "cluster-viewer" in {
+        r["metadata"]["name"] for r in site.get("admin", f"{IAM}/clusterroles")["items"]
+    }
+
+
+def test_member_namespaces(site: Site) -> None:
+    """project.js: a member's projects in the workspace."""
+    params = {"sortBy": "createTime", "limit": "10"}
+    path = f"{TENANT}/workspaces/{site.ws}/workspacemembers/{site.users['viewer']}/namespaces"
+    mine = site.get("viewer", path, params=params)
+    assert [n["metadata"]["name"] for n in mine["items"]] == [site.ns] and mine["totalItems"] == 1
+    # The workspace admin may look at a member's projects; another regular user may not.
+    assert site.get("wsadmin", path)["totalItems"] == 1
+    assert site.send("regular", "GET", path).status_code == 403
+    nothing = f"{TENANT}/workspaces/{site.ws}/workspacemembers/{site.users['regular']}/namespaces"
+    assert site.get("regular", nothing) == {"items": [], "totalItems": 0}
