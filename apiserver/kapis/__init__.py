@@ -34,6 +34,7 @@ ALL = (
     groups.routes,
     bindings.routes,
     tenant.routes,
+    tenant.routes3,
     resources.routes,
     config.routes,
     version.routes,

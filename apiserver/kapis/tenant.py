@@ -292,3 +292,48 @@ async def list_devops(request: web.Request) -> web.Response:
             if _bound_in(request, user, str((p.get("status") or {}).get("adminNamespace") or "-"))
         ]
     return common.listing(request, items)
+
+
+# -- /kapis/tenant.kubesphere.io/v1alpha3: what the 3.4 console calls for workspaces ---------------
+#
+# ``workspacetemplates`` CRUD and ``workspaces`` reads, answered as the v1alpha2 routes above (KubeSphere
+# serves both versions from the same handlers).  The console checks whether a name is taken with
+# ``GET /workspacetemplates/{ws}`` and the header ``x-check-exist``: a caller who may create
+# workspaces learns ``{"exist": true}`` for a workspace they cannot see (never the object), so the
+# form does not offer a name that a create would refuse with 409.
+
+PREFIX3 = "/kapis/tenant.kubesphere.io/v1alpha3"
+routes3 = Routes(PREFIX3, "Tenant v1alpha3")
+WST = "/workspacetemplates/{workspace}"
+CHECK_EXIST = "x-check-exist"
+
+
+async def get_template_or_check(request: web.Request) -> web.Response:
+    if request.headers.get(CHECK_EXIST):
+        _template(request)  # 404 when there is none
+        user = common.caller(request)
+        if common.ctx(request).authorizer.allows(
+            user, verb="create", resource="workspacetemplates", api_group="tenant.kubesphere.io"
+        ):
+            return common.ok({"exist": True})
+    return common.ok(_visible_template(request)[1])
+
+
+routes3.add(
+    "GET", "/workspacetemplates", summary="Workspaces the caller may see", query=LIST_PARAMS, response=LIST
+)(list_workspaces)
+routes3.add("POST", "/workspacetemplates", summary="Create a workspace", body=OBJECT)(create_workspace)
+routes3.add("GET", WST, summary="Get a workspace (or, with x-check-exist, whether the name is taken)")(
+    get_template_or_check
+)
+routes3.add("PUT", WST, summary="Replace a workspace", body=OBJECT)(update_workspace)
+routes3.add("PATCH", WST, summary="Patch a workspace (JSON patch, or merge patch)", body=ANY_PATCH)(
+    patch_workspace
+)
+routes3.add("DELETE", WST, summary="Delete a workspace", query=DELETE_PARAMS, response=SUCCESS)(
+    delete_workspace
+)
+routes3.add("GET", "/workspaces", summary="Workspaces the caller may see", query=LIST_PARAMS, response=LIST)(
+    list_workspaces
+)
+routes3.add("GET", WS, summary="Get a workspace")(get_workspace)

@@ -24,6 +24,7 @@ from tests.console.support import (
     IAM,
     PASSWORD,
     TENANT,
+    TENANT3,
     call,
     console_rules,
     login,
@@ -277,3 +278,62 @@ def test_member_namespaces(site: Site) -> None:
     assert site.send("regular", "GET", path).status_code == 403
     nothing = f"{TENANT}/workspaces/{site.ws}/workspacemembers/{site.users['regular']}/namespaces"
     assert site.get("regular", nothing) == {"items": [], "totalItems": 0}
+
+
+# -- the Workspaces page (tenant v1alpha3) ------------------------------------------------------
+
+
+def test_workspaces_page(site: Site) -> None:
+    """workspace.js: list, name check, create, detail, edit (merge patch), delete through v1alpha3."""
+    params = {"sortBy": "createTime", "limit": "10", "page": "1"}
+    listed = site.get("admin", f"{TENANT3}/workspacetemplates", params=params)
+    assert listed["totalItems"] >= 2 and len(listed["items"]) <= 10
+    mine = site.get("wsadmin", f"{TENANT3}/workspaces")
+    assert [w["metadata"]["name"] for w in mine["items"]] == [site.ws]
+    check = {"x-check-exist": "true"}
+    name = f"cnew-{site.tag}"
+    taken = site.send("admin", "GET", f"{TENANT3}/workspacetemplates/{site.ws}", headers=check)
+    assert taken.status_code == 200 and taken.json() == {"exist": True}
+    assert site.send("admin", "GET", f"{TENANT3}/workspacetemplates/{name}", headers=check).status_code == 404
+    # A caller who cannot create workspaces learns nothing about one they cannot see.
+    assert (
+        site.send("regular", "GET", f"{TENANT3}/workspacetemplates/{site.ws}", headers=check).status_code
+        == 403
+    )
+
+    body = {
+        "apiVersion": "tenant.kubesphere.io/v1alpha2",
+        "kind": "WorkspaceTemplate",
+        "metadata": {"name": name, "annotations": {"kubesphere.io/creator": site.users["admin"]}},
+        "spec": {"template": {"spec": {"manager": site.users["admin"]}}},
+    }
+    assert site.send("regular", "POST", f"{TENANT3}/workspacetemplates", json=body).status_code == 403
+    made = site.send("admin", "POST", f"{TENANT3}/workspacetemplates", json=body)
+    assert made.status_code == 200, made.text
+    try:
+        assert made.json()["metadata"]["name"] == name
+        wait_for(
+            lambda: site.send("admin", "GET", f"{TENANT3}/workspacetemplates/{name}").status_code == 200,
+            timeout=30,
+            what="the new workspace listed",
+        )
+        detail = site.get("admin", f"{TENANT3}/workspaces/{name}")
+        assert detail["spec"]["template"]["spec"]["manager"] == site.users["admin"]
+        patch = {"metadata": {"annotations": {"kubesphere.io/alias-name": "Console Team"}}}
+        edited = site.send(
+            "admin",
+            "PATCH",
+            f"{TENANT3}/workspacetemplates/{name}",
+            data=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["metadata"]["annotations"]["kubesphere.io/alias-name"] == "Console Team"
+    finally:
+        gone = site.send("admin", "DELETE", f"{TENANT3}/workspacetemplates/{name}")
+        assert gone.status_code == 200 and gone.json() == {"message": "success"}
+    wait_for(
+        lambda: site.send("admin", "GET", f"{TENANT3}/workspacetemplates/{name}").status_code == 404,
+        timeout=WAIT,
+        what="the workspace gone",
+    )
