@@ -337,3 +337,65 @@ def test_workspaces_page(site: Site) -> None:
         timeout=WAIT,
         what="the workspace gone",
     )
+
+
+# -- groups (workspace settings: Department Management) ---------------------------------------
+
+
+def test_a_groups_workspace_role_opens_the_projects_until_unbound(site: Site) -> None:
+    """group.js: create a group, give it a workspace role (no metadata), add a user, then remove them."""
+    ws, who = site.ws, site.users["regular"]
+    pods = f"/api/v1/namespaces/{site.ns}/pods"
+    assert site.send("regular", "GET", pods).status_code == 403
+    made = site.send(
+        "wsadmin",
+        "POST",
+        f"{IAM}/workspaces/{ws}/groups",
+        json={"metadata": {"generateName": "team", "annotations": {"kubesphere.io/alias-name": "Team"}}},
+    )
+    assert made.status_code == 200, made.text
+    group = made.json()["metadata"]["name"]
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}
+    role = {"apiGroup": "iam.kubesphere.io", "kind": "WorkspaceRole", "name": f"{ws}-viewer"}
+    bound = site.send(
+        "wsadmin",
+        "POST",
+        f"{IAM}/workspaces/{ws}/workspacerolebindings",
+        json=[{"subjects": [subject], "roleRef": role}],
+    )
+    assert bound.status_code == 200, bound.text
+    (binding,) = bound.json()
+    assert binding["metadata"]["name"].startswith(f"{group}-{ws}-viewer-")
+    assert binding["metadata"]["labels"]["iam.kubesphere.io/group-ref"] == group
+    assert binding["metadata"]["labels"]["kubesphere.io/workspace"] == ws
+    added = site.send(
+        "wsadmin",
+        "POST",
+        f"{IAM}/workspaces/{ws}/groupbindings",
+        json=[{"userName": who, "groupName": group}],
+    )
+    assert added.status_code == 200, added.text
+    (membership,) = added.json()
+    assert membership["metadata"]["labels"]["iam.kubesphere.io/group-ref"] == group
+    try:
+        # The groupbinding controller puts the group into spec.groups, which RBAC reads.
+        wait_for(
+            lambda: site.send("regular", "GET", pods).status_code == 200, timeout=WAIT, what="group access"
+        )
+        user = site.custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", who)
+        assert user["spec"]["groups"] == [group]
+        rules = console_rules(
+            site.get("regular", f"{IAM}/workspaces/{ws}/workspacemembers/{who}/workspaceroles")
+        )
+        assert rules == template_rules("workspace", "viewer") and rules["projects"] == ["view"]
+        listed = site.get("regular", f"{TENANT}/workspaces/{ws}/workspacemembers/{who}/namespaces")
+        assert [n["metadata"]["name"] for n in listed["items"]] == [site.ns]
+    finally:
+        gone = site.send(
+            "wsadmin", "DELETE", f"{IAM}/workspaces/{ws}/groupbindings/{membership['metadata']['name']}"
+        )
+        assert gone.status_code == 200 and gone.json() == {"message": "success"}
+    wait_for(lambda: site.send("regular", "GET", pods).status_code == 403, timeout=WAIT, what="access gone")
+    user = site.custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", who)
+    assert not user["spec"].get("groups")
+    assert site.get("regular", f"{IAM}/workspaces/{ws}/workspacemembers/{who}/workspaceroles") == []

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from controllers import devops, namespaces, operator, users, workspaces
+from controllers import devops, groupbindings, namespaces, operator, users, workspaces
 from tests.conftest import Cluster
 from tests.roles.conftest import RoleRunner, role_request, sample_spec
 
@@ -178,7 +178,7 @@ def test_uninstall_knows_every_finalizer_the_controllers_add() -> None:
         (Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "vars" / "main.yml").read_text()
     )["ks_core_controller_finalizers"]
     used = {
-        devops.FINALIZER, namespaces.FINALIZER, operator.FINALIZER, users.FINALIZER,
+        devops.FINALIZER, groupbindings.FINALIZER, namespaces.FINALIZER, operator.FINALIZER, users.FINALIZER,
         workspaces.TEMPLATE_FINALIZER, workspaces.WORKSPACE_FINALIZER,
     }  # fmt: skip
     assert set(listed) == used
