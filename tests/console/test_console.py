@@ -399,3 +399,104 @@ def test_a_groups_workspace_role_opens_the_projects_until_unbound(site: Site) ->
     user = site.custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", who)
     assert not user["spec"].get("groups")
     assert site.get("regular", f"{IAM}/workspaces/{ws}/workspacemembers/{who}/workspaceroles") == []
+
+
+# -- first login (PasswordConfirm) ----------------------------------------------------------
+
+
+def _console_user(site: Site, key: str) -> str:
+    """A user as the console's Access Control page creates one: plain password, marked uninitialized."""
+    name = f"c{key}-{site.tag}"
+    body = {
+        "apiVersion": "iam.kubesphere.io/v1alpha2",
+        "kind": "User",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "iam.kubesphere.io/uninitialized": "true",
+                "iam.kubesphere.io/globalrole": "platform-regular",
+                "kubesphere.io/creator": site.users["admin"],
+            },
+        },
+        "spec": {"email": f"{name}@example.com", "password": PASSWORD},
+    }
+    made = site.send("admin", "POST", f"{IAM}/users", json=body)
+    assert made.status_code == 200, made.text
+    site.server.users.created.append(name)
+    site.server.wait_user_cached(name, PASSWORD)  # hashed and Active (the user controller)
+    return name
+
+
+def _json_patch(site: Site, token: str, name: str, ops: Any, **kw: Any) -> Any:
+    return call(
+        site.server,
+        "PATCH",
+        f"/apis/iam.kubesphere.io/v1alpha2/users/{name}",
+        token,
+        data=json.dumps(ops),
+        headers={"Content-Type": kw.pop("content_type", "application/json-patch+json")},
+    )
+
+
+MARK = {"op": "remove", "path": "/metadata/annotations/iam.kubesphere.io~1uninitialized"}
+
+
+def test_first_login_sets_a_password_and_nothing_else(site: Site) -> None:
+    name = _console_user(site, "first")
+    first = login(site.server, name)
+    assert _claims(first["access_token"])["extra"] == {"uninitialized": ["true"]}  # -> /password/confirm
+    token = first["access_token"]
+    # Not their groups, state or labels, not with a merge patch, not with the password alongside.
+    for ops in (
+        [{"op": "add", "path": "/spec/groups", "value": ["admins"]}],
+        [MARK, {"op": "replace", "path": "/status/state", "value": "Active"}],
+        [MARK, {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}],
+    ):
+        refused = _json_patch(site, token, name, ops)
+        assert refused.status_code == 403, (ops, refused.text)
+    merge = _json_patch(
+        site, token, name, {"spec": {"groups": ["admins"]}}, content_type="application/merge-patch+json"
+    )
+    assert merge.status_code == 403
+    # A password without clearing the mark is refused; a weak one is 422.
+    lone = _json_patch(
+        site, token, name, [{"op": "replace", "path": "/spec/password", "value": "N3w-Passw0rd"}]
+    )
+    assert lone.status_code == 403
+    weak = _json_patch(
+        site, token, name, [MARK, {"op": "replace", "path": "/spec/password", "value": "weak"}]
+    )
+    assert weak.status_code == 422
+    # What PasswordConfirm sends.
+    new = "N3w-Console-Passw0rd"
+    done = _json_patch(site, token, name, [MARK, {"op": "replace", "path": "/spec/password", "value": new}])
+    assert done.status_code == 200, done.text
+    assert "password" not in done.json()["spec"]
+    assert "iam.kubesphere.io/uninitialized" not in done.json()["metadata"].get("annotations", {})
+    site.server.wait_user_cached(name, new)
+    again = login(site.server, name, new)
+    assert "uninitialized" not in (_claims(again["access_token"]).get("extra") or {})
+    user = site.custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", name)
+    assert not user["spec"].get("groups") and user["status"]["state"] == "Active"
+    # The mark is gone: the same patch no longer changes the password (the current one is needed).
+    later = _json_patch(
+        site,
+        again["access_token"],
+        name,
+        [{"op": "replace", "path": "/spec/password", "value": "Th1rd-Passw0rd"}],
+    )
+    assert later.status_code == 403
+    # Nobody else's User either.
+    other = _json_patch(site, again["access_token"], site.users["regular"], [MARK])
+    assert other.status_code == 403
+
+
+def test_first_login_skipped_clears_only_the_mark(site: Site) -> None:
+    name = _console_user(site, "skip")
+    token = login(site.server, name)["access_token"]
+    skipped = _json_patch(site, token, name, [MARK])
+    assert skipped.status_code == 200, skipped.text
+    user = site.custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", name)
+    assert "iam.kubesphere.io/uninitialized" not in user["metadata"].get("annotations", {})
+    site.server.wait_user_cached(name, PASSWORD)  # the password is the one the admin set
+    assert login(site.server, name)["access_token"]
