@@ -5,7 +5,8 @@
   writes a failed LoginRecord, which is what the rate limiter counts.
 * ``Bearer <jwt>``: a token this platform issued and has not revoked; the user
   must still exist and not be Disabled (``AuthLimitExceeded`` is not checked,
-  so tokens issued before the limit keep working).
+  so tokens issued before the limit keep working).  A refresh token is accepted
+  only by the token endpoint, where the console sends it with the refresh grant.
 
 Failures are 401 Status bodies, ``Unauthorized: <reason>``.  Password checks
 run bcrypt in a worker thread (it is deliberately slow) and remember recent
@@ -28,7 +29,7 @@ from aiohttp import web
 from apiserver import kube, loginrecords
 from apiserver.errors import APIError
 from apiserver.identity import ANONYMOUS_USER, AUTHENTICATED_GROUP, UserInfo
-from apiserver.tokens import ACCESS_TOKEN, StoreUnavailable, TokenError
+from apiserver.tokens import ACCESS_TOKEN, REFRESH_TOKEN, STATIC_TOKEN, StoreUnavailable, TokenError
 
 if TYPE_CHECKING:
     from apiserver.context import Context
@@ -152,13 +153,16 @@ async def _basic(ctx: Context, request: web.Request, credentials: str) -> UserIn
             name = (find_user(ctx, username) or {}).get("metadata", {}).get("name", "")
             if name:
                 await loginrecords.record(
-                    ctx, request, name, login_type=loginrecords.BASIC_AUTH, success=False, reason=exc.message
+                    ctx, request, name, login_type=loginrecords.PASSWORD, success=False, reason=exc.message
                 )
         raise unauthorized(exc.message) from None
     return user_info(user)
 
 
-async def _bearer(ctx: Context, token: str) -> UserInfo:
+TOKEN_ENDPOINT = "/oauth/token"
+
+
+async def _bearer(ctx: Context, token: str, *, refresh_allowed: bool = False) -> UserInfo:
     try:
         claims = await ctx.tokens.verify(token)
     except TokenError as exc:
@@ -166,7 +170,8 @@ async def _bearer(ctx: Context, token: str) -> UserInfo:
     except StoreUnavailable as exc:
         log.error("bearer token check failed: %s", exc)
         raise APIError(503, "the token cache is unavailable", as_status=True) from None
-    if claims.token_type not in (ACCESS_TOKEN, "static_token"):
+    allowed = (ACCESS_TOKEN, STATIC_TOKEN, REFRESH_TOKEN) if refresh_allowed else (ACCESS_TOKEN, STATIC_TOKEN)
+    if claims.token_type not in allowed:
         raise unauthorized(f"{claims.token_type or 'this token'} cannot be used to authenticate requests")
     user = ctx.caches[kube.USERS].get(claims.username)
     if user is None:
@@ -184,7 +189,9 @@ async def authenticate(ctx: Context, request: web.Request) -> UserInfo:
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
-        return await _bearer(ctx, value)
+        # The console sends its refresh token as the bearer of the refresh grant; only the
+        # token endpoint takes one, and only there (anywhere else it must not authenticate).
+        return await _bearer(ctx, value, refresh_allowed=request.path == TOKEN_ENDPOINT)
     if scheme.lower() == "basic" and value:
         return await _basic(ctx, request, value)
     raise unauthorized("unsupported authorization scheme")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN = "Token"
-BASIC_AUTH = "BasicAuth"
+PASSWORD = "Password"
 OAUTH = "OAuth"
 SUCCESS = "authenticated successfully"
 INCORRECT_PASSWORD = "incorrect password"

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from apiserver import authn, metrics, oauth, proxy, requestinfo
+from apiserver import authn, firstlogin, metrics, oauth, proxy, requestinfo
 from apiserver.context import CONTEXT, INFO_KEY, USER_KEY, Context
 from apiserver.errors import APIError, status_body
 from apiserver.identity import ANONYMOUS_USER, UserInfo
@@ -106,7 +106,9 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
         user: UserInfo = request[USER_KEY]
         info = request[INFO_KEY]
         if not ctx.authorizer.authorize(user, info).allowed:
-            raise APIError(403, ctx.authorizer.forbidden_message(user, info), as_status=True)
+            if not firstlogin.candidate(request, user):
+                raise APIError(403, ctx.authorizer.forbidden_message(user, info), as_status=True)
+            request[firstlogin.CANDIDATE] = True  # only the first-login patch gets through (or 403)
     return await handler(request)
 
 
@@ -165,6 +167,8 @@ async def audit(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def forward(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
+    if request.get(firstlogin.CANDIDATE):
+        return await firstlogin.handle(request)
     if proxy.is_kube_path(path):
         return await proxy.to_kube(request.app[CONTEXT], request)
     gateway = request.app[GATEWAY]

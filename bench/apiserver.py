@@ -13,6 +13,9 @@ On the local cluster with a real redis-server, in one run:
   ``GET /kapis/iam.kubesphere.io/v1alpha2/users?limit=10`` (aim p50 < 20 ms),
   with kube-apiserver's own paged ``LIST ?limit=10`` of the same resources as
   the baseline.
+* **the console's permission calls** at that scale (every user holds a GlobalRoleBinding, so
+  10,001 of them): ``/users/{u}/globalroles`` for the caller and for another user, and
+  ``/namespaces/{ns}/members/{u}/roles`` (a Role aggregating two templates).
 * **resident memory** of the server before and after the objects arrive.
 
 Everything it creates carries a per-run label and is deleted at the end.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import secrets
@@ -255,6 +259,17 @@ async def scenario(
                     "status": {"state": "Active"}})
                 for i in range(args.users)
             ])  # fmt: skip
+            # Each user holds a global role, as console-created users do: 10,000 GlobalRoleBindings.
+            await bounded([
+                lambda i=i: client.create(kube.GLOBALROLEBINDINGS, {
+                    "metadata": {"name": f"bench-u{i}-{run_label}-platform-regular",
+                                 "labels": {**labels, kube.USER_REF_LABEL: f"bench-u{i}-{run_label}"}},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                  "name": f"bench-u{i}-{run_label}"}],
+                    "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole",
+                                "name": "platform-regular"}})
+                for i in range(args.users)
+            ])  # fmt: skip
             names = [f"bench-n{i}-{run_label}" for i in range(args.namespaces)]
             await bounded([
                 lambda n=n: client.create(kube.NAMESPACES, {"metadata": {"name": n, "labels": labels}})
@@ -264,6 +279,7 @@ async def scenario(
                                "create_seconds": round(time.monotonic() - started, 1)}  # fmt: skip
             await wait_cached(proxied, "users.iam.kubesphere.io", args.users)
             await wait_cached(proxied, "namespaces", args.namespaces)
+            await wait_cached(proxied, "globalrolebindings.iam.kubesphere.io", args.users)
             result["scale"]["cached_after_create_seconds"] = round(time.monotonic() - started, 1)
 
             cached: dict[str, Any] = {}
@@ -279,6 +295,62 @@ async def scenario(
                 cached[name] = {"kapis": ks["proxied"], "kube_apiserver_paged_list": base["direct"],
                                 "path": path.split("?")[0], "server_cpu_ms_per_request": cpu}  # fmt: skip
             result["cached_list_limit_10"] = cached
+
+            # -- the console's permission calls at that scale ---------------------------------
+            # A project Role aggregating two templates of the namespace, bound to the admin.
+            rbac = "rbac.authorization.k8s.io"
+            for tpl in ("role-template-view-basic", "role-template-view-members"):
+                await client.create(
+                    kube.ROLES,
+                    {
+                        "metadata": {
+                            "name": tpl,
+                            "namespace": ns,
+                            "annotations": {"iam.kubesphere.io/role-template-rules": '{"members": "view"}'},
+                        },
+                        "rules": [],
+                    },
+                    namespace=ns,
+                )
+            await client.create(
+                kube.ROLES,
+                {
+                    "metadata": {
+                        "name": "viewer",
+                        "namespace": ns,
+                        "annotations": {
+                            "iam.kubesphere.io/aggregation-roles": json.dumps(
+                                ["role-template-view-basic", "role-template-view-members"]
+                            )
+                        },
+                    },
+                    "rules": [],
+                },
+                namespace=ns,
+            )
+            await client.create(kube.ROLEBINDINGS, {"metadata": {"name": f"{admin}-viewer", "namespace": ns},
+                "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "viewer"},
+                "subjects": [{"apiGroup": rbac, "kind": "User", "name": admin}]}, namespace=ns)  # fmt: skip
+            iam = "/kapis/iam.kubesphere.io/v1alpha2"
+            middle = f"bench-u{args.users // 2}-{run_label}"
+            permission_paths = {
+                "own_globalroles": f"{iam}/users/{admin}/globalroles",
+                "a_users_globalroles": f"{iam}/users/{middle}/globalroles",
+                "namespace_member_roles": f"{iam}/namespaces/{ns}/members/{admin}/roles",
+            }
+            for path in permission_paths.values():  # until the server has the Roles and the binding
+                for _ in range(100):
+                    async with ks_s.get(url + path, headers=proxied.headers) as r:
+                        if r.status == 200 and await r.json():
+                            break
+                    await asyncio.sleep(0.1)
+            permissions: dict[str, Any] = {}
+            for name, path in permission_paths.items():
+                got = await compare({"proxied": proxied}, path, samples=args.list_samples)
+                cpu = await server_cpu_ms(pid, proxied, path, calls=50)
+                permissions[name] = {**got["proxied"], "path": path.replace(run_label, "<run>"),
+                                     "server_cpu_ms_per_request": cpu}  # fmt: skip
+            result["permissions"] = {"global_role_bindings": args.users + 1, **permissions}
             result["rss_mib_after_scale"] = rss_mib(pid)
     finally:
         started = time.monotonic()

@@ -3,7 +3,11 @@
 For every namespace not being deleted:
 
 * label ``kubesphere.io/namespace=<ns>`` and finalizer ``finalizers.kubesphere.io/namespaces``;
-* the Roles ``admin``, ``operator`` and ``viewer`` copied from the ``project-*`` RoleBases;
+* for a workspace's or a DevOps project's namespace only (label ``kubesphere.io/workspace``
+  or ``kubesphere.io/devopsproject``, as KubeSphere decides), a Role for every RoleBase
+  of the namespace's scope (``scope.kubesphere.io/namespace`` or ``.../devops``): the
+  built-in ``admin``, ``operator``, ``viewer`` and the project role templates, kept
+  equal to their RoleBase (labels, annotations, rules);
 * when ``kubesphere.io/creator`` names a user, the RoleBinding ``<creator>-admin`` to ``admin``;
 * a controller ownerReference to the Workspace named by ``kubesphere.io/workspace``,
   added, repaired (wrong uid or name) or removed (no label, workspace gone).
@@ -28,10 +32,12 @@ log = logging.getLogger(__name__)
 FINALIZER = "finalizers.kubesphere.io/namespaces"
 NAMESPACE_LABEL = "kubesphere.io/namespace"
 WORKSPACE_LABEL = "kubesphere.io/workspace"
+DEVOPS_LABEL = "kubesphere.io/devopsproject"
 CREATOR = "kubesphere.io/creator"
 USER_REF = "iam.kubesphere.io/user-ref"
 ROLE_REF = "iam.kubesphere.io/role-ref"
-DEFAULT_ROLES = ("admin", "operator", "viewer")
+#: RoleBases labelled ``scope.kubesphere.io/namespace`` or ``.../devops`` become Roles in those namespaces.
+SCOPE_LABEL = "scope.kubesphere.io/{}"
 
 
 def owners_for(ns: Obj, workspace: Obj | None) -> list[Obj] | None:
@@ -50,6 +56,16 @@ def owners_for(ns: Obj, workspace: Obj | None) -> list[Obj] | None:
     return None if want == owners else want
 
 
+def protected(name: str) -> bool:
+    """The cluster's and the platform's own namespaces: in system-workspace, never owned by it.
+
+    An ownerReference would let the garbage collector delete ``kube-system`` with the workspace.
+    """
+    return name in ("default", "kube-system", "kube-public", "kube-node-lease") or name.startswith(
+        "kubesphere-"
+    )
+
+
 def sync_owner(ctx: Context, ns: Obj, *, workspace: Obj | bool | None = True) -> int:
     """Make ``ns``'s Workspace ownerReference match its label; 1 if it was patched.
 
@@ -58,7 +74,7 @@ def sync_owner(ctx: Context, ns: Obj, *, workspace: Obj | bool | None = True) ->
     meta = ns["metadata"]
     if meta.get("deletionTimestamp"):
         return 0
-    ws_name = (meta.get("labels") or {}).get(WORKSPACE_LABEL)
+    ws_name = None if protected(meta["name"]) else (meta.get("labels") or {}).get(WORKSPACE_LABEL)
     target: Obj | None = None
     if ws_name:
         if isinstance(workspace, dict) and workspace["metadata"]["name"] == ws_name:
@@ -102,33 +118,69 @@ def reconcile(ctx: Context, name: str) -> None:
     if patch:
         patch["resourceVersion"] = meta["resourceVersion"]
         ns = ctx.kube.patch(NAMESPACES, name, {"metadata": patch})
-    ensure_roles(ctx, name)
+    # The owner and the creator's binding first: the role set (some thirty Roles) takes longest.
+    sync_owner(ctx, ns)
     creator = (meta.get("annotations") or {}).get(CREATOR)
     if creator:
         ensure_creator_binding(ctx, name, creator)
-    sync_owner(ctx, ns)
+    labels = meta.get("labels") or {}
+    if WORKSPACE_LABEL in labels or DEVOPS_LABEL in labels:
+        ensure_roles(ctx, name, scope_of(labels))
 
 
-def ensure_roles(ctx: Context, namespace: str) -> None:
-    present = {r["metadata"]["name"] for r in ctx.kube.list(ROLES, namespace=namespace)}
-    bases = ctx.role_bases()
-    for role in DEFAULT_ROLES:
-        if role in present:
+def scope_of(labels: dict[str, str]) -> str:
+    """``devops`` for a DevOps project's namespace, else ``namespace`` (the RoleBase scope label)."""
+    return "devops" if labels.get(DEVOPS_LABEL) else "namespace"
+
+
+def roles_for(bases: dict[str, Obj], scope: str) -> list[Obj]:
+    """The Roles the RoleBases of ``scope`` make: the built-in roles and the role templates."""
+    found = []
+    for base in bases.values():
+        if SCOPE_LABEL.format(scope) not in ((base.get("metadata") or {}).get("labels") or {}):
             continue
-        base = bases.get(f"project-{role}")
-        if base is None:
-            log.warning("RoleBase project-%s is missing; Role %s/%s not created", role, namespace, role)
+        role = base.get("role") or {}
+        if role.get("kind") != ROLES.kind or not (role.get("metadata") or {}).get("name"):
             continue
-        template = base.get("role") or {}
-        body = {
-            "metadata": {
-                "name": role,
-                "namespace": namespace,
-                "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
-            },
-            "rules": template.get("rules") or [],
-        }
-        ctx.kube.create(ROLES, body, namespace=namespace)
+        found.append(role)
+    return found
+
+
+def ensure_roles(ctx: Context, namespace: str, scope: str) -> None:
+    """Create the scope's Roles, and bring back labels, annotations and rules that differ."""
+    present = {r["metadata"]["name"]: r for r in ctx.kube.list(ROLES, namespace=namespace)}
+    wanted = roles_for(ctx.role_bases(), scope)
+    if not any(r["metadata"]["name"] == "admin" for r in wanted):
+        log.warning("no RoleBase of scope %s makes the Role admin; namespace %s gets none", scope, namespace)
+    for template in wanted:
+        meta = template["metadata"]
+        want_labels: dict[str, str] = dict(meta.get("labels") or {})
+        want_notes: dict[str, str] = dict(meta.get("annotations") or {})
+        want_rules: list[Obj] = list(template.get("rules") or [])
+        have = present.get(meta["name"])
+        if have is None:
+            body = {
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": namespace,
+                    "labels": want_labels,
+                    "annotations": want_notes,
+                },
+                "rules": want_rules,
+            }
+            ctx.kube.create(ROLES, body, namespace=namespace)
+            continue
+        hmeta = have["metadata"]
+        labels = {k: v for k, v in want_labels.items() if (hmeta.get("labels") or {}).get(k) != v}
+        notes = {k: v for k, v in want_notes.items() if (hmeta.get("annotations") or {}).get(k) != v}
+        patch: Obj = {}
+        if labels or notes:
+            patch["metadata"] = {"labels": labels, "annotations": notes}
+        if (have.get("rules") or []) != want_rules:
+            patch["rules"] = want_rules
+        if patch:
+            patch.setdefault("metadata", {})["resourceVersion"] = hmeta["resourceVersion"]
+            ctx.kube.patch(ROLES, meta["name"], patch, namespace=namespace)
 
 
 def ensure_creator_binding(ctx: Context, namespace: str, creator: str) -> None:

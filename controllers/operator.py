@@ -26,7 +26,17 @@ from typing import Any
 
 import kopf
 
-from controllers import devops, http, loginrecords, metrics, namespaces, rolebindings, users, workspaces
+from controllers import (
+    devops,
+    groupbindings,
+    http,
+    loginrecords,
+    metrics,
+    namespaces,
+    rolebindings,
+    users,
+    workspaces,
+)
 from controllers.context import Context
 from controllers.kube import Kube, connection_info, load_client
 from controllers.ldap import LdapSync
@@ -66,7 +76,7 @@ def operator_settings(settings: Settings) -> kopf.OperatorSettings:
 
 def build_registry(ctx: Context) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    for module in (users, loginrecords, workspaces, namespaces, rolebindings, devops):
+    for module in (users, loginrecords, workspaces, namespaces, rolebindings, groupbindings, devops):
         module.register(registry, ctx)
 
     @kopf.on.login(registry=registry)

@@ -50,7 +50,7 @@ def _typed(kind: Resource, obj: Obj) -> Obj:
 
 
 def ensure(ctx: Context, kind: Resource, want: Obj, *, compare: tuple[str, ...]) -> Obj:
-    """Create ``want``, or bring the existing object's ``compare`` fields, labels and owners to it."""
+    """Create ``want``, or bring an existing one's ``compare`` fields, labels, annotations, owners to it."""
     name = want["metadata"]["name"]
     existing = ctx.kube.get(kind, name)
     if existing is None:
@@ -61,6 +61,13 @@ def ensure(ctx: Context, kind: Resource, want: Obj, *, compare: tuple[str, ...])
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if (have.get("labels") or {}).get(k) != v}
     if labels:
         patch["metadata"] = {"labels": labels}
+    notes = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if (have.get("annotations") or {}).get(k) != v
+    }
+    if notes:
+        patch.setdefault("metadata", {})["annotations"] = notes
     owners = have.get("ownerReferences") or []
     for ref in meta.get("ownerReferences") or []:
         if not any(o.get("uid") == ref["uid"] for o in owners):

@@ -87,12 +87,15 @@ def platform_crds(cluster: Cluster) -> Cluster:
     """The platform's CRDs and built-in roles, as the core role applies them (idempotent).
 
     ``roles/ks_core/files/crds`` (iam, tenant, devops) and ``roles/ks_core/files/iam``
-    (GlobalRoles, bindings, RoleBases, role templates), server-side applied.
+    (GlobalRoles, bindings, RoleBases, role templates) and ``iam-kept`` (cluster roles),
+    server-side applied.
     """
     for path in sorted((CORE_FILES / "crds").glob("*.yaml")):
         kube.apply_crd(cluster.api, path)
     dyn = dynamic.DynamicClient(cluster.api)
-    for path in sorted((CORE_FILES / "iam").glob("*.yaml")):
+    for path in sorted((CORE_FILES / "iam").glob("*.yaml")) + sorted(
+        (CORE_FILES / "iam-kept").glob("*.yaml")
+    ):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc:
                 continue

@@ -12,16 +12,29 @@ import json
 from aiohttp import web
 
 from apiserver import openapi
-from apiserver.kapis import bindings, config, groups, iam, members, resources, roles, tenant, version
+from apiserver.kapis import (
+    bindings,
+    config,
+    groups,
+    iam,
+    members,
+    permissions,
+    resources,
+    roles,
+    tenant,
+    version,
+)
 
 #: Every route group; the document lists exactly these (plus /oauth).
 ALL = (
     iam.routes,
     roles.routes,
     members.routes,
+    permissions.routes,
     groups.routes,
     bindings.routes,
     tenant.routes,
+    tenant.routes3,
     resources.routes,
     config.routes,
     version.routes,

@@ -1,9 +1,13 @@
 """Role bindings as objects, for subjects other than one member (a group's role in a workspace or namespace).
 
 ``POST /workspaces/{ws}/workspacerolebindings`` and ``POST /namespaces/{ns}/rolebindings``
-take a list of bindings.  Each must name a role of the scope (a WorkspaceRole
-labelled with the workspace; a Role of the namespace) and gets the scope's
-label; ``GET`` lists the scope's bindings and ``DELETE …/{name}`` removes one.
+take a list of bindings and answer the list of what was made (a JSON array, as KubeSphere).
+Each must name a role of the scope (a WorkspaceRole labelled with the workspace; a Role of the
+namespace) and at least one subject.  As KubeSphere names them, a binding without a name gets
+``generateName: <first subject>-<role>-`` (the console sends no ``metadata``), and the label
+``iam.kubesphere.io/group-ref`` (a Group) or ``iam.kubesphere.io/user-ref`` (a User) naming the
+first subject, plus the workspace label; ``GET`` lists the scope's bindings and
+``DELETE …/{name}`` removes one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from apiserver.openapi import LIST, LIST_PARAMS, SUCCESS, Routes
 
 routes = Routes(iam.PREFIX, "IAM: role bindings")
 BINDINGS_BODY: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+GROUP_REF_LABEL = "iam.kubesphere.io/group-ref"
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,23 @@ def _list(kind: Kind, request: web.Request, ws: str, ns: str | None) -> list[dic
 
 
 def _prepare(kind: Kind, request: web.Request, ws: str, ns: str | None, item: object) -> dict[str, Any]:
-    if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
+    if not isinstance(item, dict) or not isinstance(item.get("metadata", {}), dict):
         raise APIError(400, f"each item must be a {kind.bindings.kind} object")
     binding = common.thawed(item)
-    common.check_name(binding)
+    binding.setdefault("metadata", {})
     ref = binding.get("roleRef")
     subjects = binding.get("subjects")
     if not isinstance(ref, dict) or not isinstance(subjects, list) or not subjects:
         raise APIError(422, f"{kind.bindings.kind}: roleRef and subjects are required")
+    first = subjects[0]
+    if not isinstance(first, dict) or not common.valid_name(first.get("name")):
+        raise APIError(422, f"{kind.bindings.kind}: subjects[0].name must be a valid name")
+    meta = binding["metadata"]
+    if meta.get("name"):
+        common.check_name(binding)
+    else:
+        meta.pop("name", None)
+        meta["generateName"] = f"{first['name']}-{ref.get('name')}-"
     role = str(ref.get("name") or "")
     found = (
         common.ctx(request).caches[kind.roles].get(role, namespace=ns) if common.valid_name(role) else None
@@ -65,11 +79,16 @@ def _prepare(kind: Kind, request: web.Request, ws: str, ns: str | None, item: ob
     if found is None or (ws and common.labels(found).get(common.WORKSPACE_LABEL) != ws):
         raise not_found(common.qualified(kind.roles), role)
     binding["roleRef"] = {"apiGroup": kind.roles.group, "kind": kind.roles.kind, "name": role}
-    meta = binding["metadata"]
     if not isinstance(meta.get("labels") or {}, dict):
         raise APIError(400, "metadata.labels must be an object")
+    labels = dict(meta.get("labels") or {})
+    if first.get("kind") == "Group":
+        labels[GROUP_REF_LABEL] = str(first["name"])
+    elif first.get("kind") == "User":
+        labels[common.USER_REF_LABEL] = str(first["name"])
     if ws:
-        meta["labels"] = {**(meta.get("labels") or {}), common.WORKSPACE_LABEL: ws}
+        labels[common.WORKSPACE_LABEL] = ws
+    meta["labels"] = labels
     if ns:
         meta["namespace"] = ns
     binding.update(apiVersion=kind.bindings.api_version, kind=kind.bindings.kind)
@@ -89,7 +108,7 @@ def _register(kind: Kind) -> None:
         prepared = [_prepare(kind, request, ws, ns, item) for item in body]
         client = common.ctx(request).kube
         made = [await client.create(kind.bindings, b, namespace=ns) for b in prepared]
-        return common.ok({"items": made, "totalItems": len(made)})
+        return common.ok(made)
 
     async def delete_binding(request: web.Request) -> web.Response:
         ws, ns = kind.scope(request)
@@ -103,9 +122,9 @@ def _register(kind: Kind) -> None:
     routes.add("GET", kind.path, summary=f"List {kind.bindings.kind}s", query=LIST_PARAMS, response=LIST)(
         list_bindings
     )
-    routes.add("POST", kind.path, summary=f"Create {kind.bindings.kind}s", body=BINDINGS_BODY, response=LIST)(
-        create_bindings
-    )
+    routes.add(
+        "POST", kind.path, summary=f"Create {kind.bindings.kind}s", body=BINDINGS_BODY, response=BINDINGS_BODY
+    )(create_bindings)
     routes.add("DELETE", kind.path + "/{name}", summary=f"Delete a {kind.bindings.kind}", response=SUCCESS)(
         delete_binding
     )

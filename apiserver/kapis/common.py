@@ -98,6 +98,19 @@ def check_name(body: Mapping[str, Any], *, url_name: str | None = None) -> str:
     return str(name)
 
 
+def check_name_or_generate(body: Mapping[str, Any]) -> None:
+    """A name, or a ``generateName`` prefix kube-apiserver completes (as the console sends for workspaces)."""
+    meta = body["metadata"]
+    prefix = meta.get("generateName")
+    if meta.get("name") or prefix is None:
+        check_name(body)
+        return
+    if not isinstance(prefix, str) or not valid_name(prefix.rstrip("-") or "-") or len(prefix) > 58:
+        raise APIError(
+            422, f"metadata.generateName: Invalid value: {json.dumps(prefix)}: must be a valid name prefix"
+        )
+
+
 def labels(obj: Mapping[str, Any] | None) -> dict[str, str]:
     value = ((obj or {}).get("metadata") or {}).get("labels")
     return dict(value) if isinstance(value, dict) else {}

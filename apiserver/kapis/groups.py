@@ -28,6 +28,7 @@ BINDINGS_BODY: dict[str, Any] = {
     "items": {"type": "object", "required": ["userName", "groupName"],
               "properties": {"userName": {"type": "string"}, "groupName": {"type": "string"}}},
 }  # fmt: skip
+BINDINGS_ARRAY: dict[str, Any] = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
 
 
 def _ws(request: web.Request) -> str:
@@ -91,7 +92,7 @@ async def list_bindings(request: web.Request) -> web.Response:
     return common.listing(request, cache.list(labels={common.WORKSPACE_LABEL: ws}))
 
 
-@routes.add("POST", BINDINGS, summary="Add users to groups", body=BINDINGS_BODY, response=LIST)
+@routes.add("POST", BINDINGS, summary="Add users to groups", body=BINDINGS_BODY, response=BINDINGS_ARRAY)
 async def create_bindings(request: web.Request) -> web.Response:
     ws = _ws(request)
     ctx = common.ctx(request)
@@ -119,7 +120,7 @@ async def create_bindings(request: web.Request) -> web.Response:
             "users": [user],
         }  # fmt: skip
         made.append(await ctx.kube.create(kube.GROUPBINDINGS, binding))
-    return common.ok({"items": made, "totalItems": len(made)})
+    return common.ok(made)  # an array, as KubeSphere answers
 
 
 @routes.add("DELETE", BINDINGS + "/{binding}", summary="Remove a group binding", response=SUCCESS)

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from apiserver import kube
 from apiserver.errors import APIError, not_found
-from apiserver.identity import UserInfo
+from apiserver.identity import AUTHENTICATED_GROUP, UserInfo
 from apiserver.kapis import common
 from apiserver.openapi import LIST, LIST_PARAMS, OBJECT, SUCCESS, Param, Routes
 from apiserver.requestinfo import CLUSTER_SCOPE, GLOBAL_SCOPE, WORKSPACE_SCOPE
@@ -56,9 +56,9 @@ def _bound_in(request: web.Request, user: UserInfo, namespace: str) -> bool:
 
 
 def visible_namespaces(
-    request: web.Request, namespaces: list[dict[str, Any]], *, workspace: str
+    request: web.Request, namespaces: list[dict[str, Any]], *, workspace: str, user: UserInfo | None = None
 ) -> list[Any]:
-    user = common.caller(request)
+    user = user or common.caller(request)
     scope = WORKSPACE_SCOPE if workspace else CLUSTER_SCOPE
     authz = common.ctx(request).authorizer
     if authz.allows(user, verb="list", resource="namespaces", workspace=workspace, scope=scope):
@@ -95,7 +95,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
 @routes.add("POST", "/workspaces", summary="Create a workspace (a WorkspaceTemplate)", body=OBJECT)
 async def create_workspace(request: web.Request) -> web.Response:
     body = await common.object_body(request, kind="WorkspaceTemplate")
-    common.check_name(body)
+    common.check_name_or_generate(body)
     body.update(apiVersion=kube.WORKSPACETEMPLATES.api_version, kind="WorkspaceTemplate")
     spec = body.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -168,6 +168,38 @@ async def list_namespaces(request: web.Request) -> web.Response:
     ws = common.name_param(request, "workspace", kube.WORKSPACETEMPLATES)
     items = common.ctx(request).caches[kube.NAMESPACES].list(labels={common.WORKSPACE_LABEL: ws})
     return common.listing(request, visible_namespaces(request, items, workspace=ws))
+
+
+@routes.add(
+    "GET",
+    WS + "/workspacemembers/{member}/namespaces",
+    summary="A workspace's namespaces a member may see",
+    query=LIST_PARAMS,
+    response=LIST,
+)
+async def list_member_namespaces(request: web.Request) -> web.Response:
+    """What the console shows as a member's projects: the namespaces the member (not the caller) sees.
+
+    The caller must be the member, or may read the workspace's members (KubeSphere lets anyone ask).
+    """
+    ws = common.name_param(request, "workspace", kube.WORKSPACETEMPLATES)
+    name = common.name_param(request, "member", kube.USERS)
+    user = common.caller(request)
+    authz = common.ctx(request).authorizer
+    if user.name != name and not authz.allows(
+        user, verb="get", resource="workspacemembers", api_group="iam.kubesphere.io", workspace=ws,
+        scope=WORKSPACE_SCOPE,
+    ):  # fmt: skip
+        raise common.deny(
+            request, verb="get", resource="workspacemembers", api_group="iam.kubesphere.io", name=name
+        )
+    found = common.ctx(request).caches[kube.USERS].get(name)
+    if found is None:
+        raise not_found("user.iam.kubesphere.io", name)
+    groups = tuple(str(g) for g in (found.get("spec") or {}).get("groups") or ())
+    member = UserInfo(name=name, groups=(*groups, AUTHENTICATED_GROUP))
+    items = common.ctx(request).caches[kube.NAMESPACES].list(labels={common.WORKSPACE_LABEL: ws})
+    return common.listing(request, visible_namespaces(request, items, workspace=ws, user=member))
 
 
 @routes.add("POST", WS + "/namespaces", summary="Create a namespace in a workspace", body=OBJECT)
@@ -260,3 +292,48 @@ async def list_devops(request: web.Request) -> web.Response:
             if _bound_in(request, user, str((p.get("status") or {}).get("adminNamespace") or "-"))
         ]
     return common.listing(request, items)
+
+
+# -- /kapis/tenant.kubesphere.io/v1alpha3: what the 3.4 console calls for workspaces ---------------
+#
+# ``workspacetemplates`` CRUD and ``workspaces`` reads, answered as the v1alpha2 routes above (KubeSphere
+# serves both versions from the same handlers).  The console checks whether a name is taken with
+# ``GET /workspacetemplates/{ws}`` and the header ``x-check-exist``: a caller who may create
+# workspaces learns ``{"exist": true}`` for a workspace they cannot see (never the object), so the
+# form does not offer a name that a create would refuse with 409.
+
+PREFIX3 = "/kapis/tenant.kubesphere.io/v1alpha3"
+routes3 = Routes(PREFIX3, "Tenant v1alpha3")
+WST = "/workspacetemplates/{workspace}"
+CHECK_EXIST = "x-check-exist"
+
+
+async def get_template_or_check(request: web.Request) -> web.Response:
+    if request.headers.get(CHECK_EXIST):
+        _template(request)  # 404 when there is none
+        user = common.caller(request)
+        if common.ctx(request).authorizer.allows(
+            user, verb="create", resource="workspacetemplates", api_group="tenant.kubesphere.io"
+        ):
+            return common.ok({"exist": True})
+    return common.ok(_visible_template(request)[1])
+
+
+routes3.add(
+    "GET", "/workspacetemplates", summary="Workspaces the caller may see", query=LIST_PARAMS, response=LIST
+)(list_workspaces)
+routes3.add("POST", "/workspacetemplates", summary="Create a workspace", body=OBJECT)(create_workspace)
+routes3.add("GET", WST, summary="Get a workspace (or, with x-check-exist, whether the name is taken)")(
+    get_template_or_check
+)
+routes3.add("PUT", WST, summary="Replace a workspace", body=OBJECT)(update_workspace)
+routes3.add("PATCH", WST, summary="Patch a workspace (JSON patch, or merge patch)", body=ANY_PATCH)(
+    patch_workspace
+)
+routes3.add("DELETE", WST, summary="Delete a workspace", query=DELETE_PARAMS, response=SUCCESS)(
+    delete_workspace
+)
+routes3.add("GET", "/workspaces", summary="Workspaces the caller may see", query=LIST_PARAMS, response=LIST)(
+    list_workspaces
+)
+routes3.add("GET", WS, summary="Get a workspace")(get_workspace)

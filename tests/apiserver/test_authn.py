@@ -45,7 +45,7 @@ def test_basic_auth(apiserver: ApiServer) -> None:
     assert (wrong.status_code, wrong.json()) == (401, status_401("incorrect password"))
     records = apiserver.users.login_records(admin)
     assert [(r["spec"]["type"], r["spec"]["success"], r["spec"]["reason"]) for r in records] == [
-        ("BasicAuth", False, "incorrect password")
+        ("Password", False, "incorrect password")
     ]
 
 

@@ -429,7 +429,7 @@ def test_workspace_groups_and_bindings(world: World) -> None:
     assert admin(world, "POST", bindings, json=[{"userName": member, "groupName": "nope"}]).status_code == 404
     resp = admin(world, "POST", bindings, json=[{"userName": member, "groupName": group}])
     assert resp.status_code == 200, resp.text
-    made = resp.json()["items"][0]
+    (made,) = resp.json()  # an array, as KubeSphere answers
     world.cleanup.append(lambda: delete_object(world.custom, "groupbindings", made["metadata"]["name"]))
     assert made["users"] == [member] and made["groupRef"]["name"] == group
     assert made["metadata"]["labels"] == {
@@ -516,18 +516,17 @@ def test_group_role_bindings_open_a_namespace_and_a_workspace(world: World) -> N
     assert admin(world, "POST", f"{IAM}/namespaces/{ns}/rolebindings", json=bad).status_code == 404
     resp = admin(world, "POST", f"{IAM}/namespaces/{ns}/rolebindings", json=rb)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["items"][0]["roleRef"]["kind"] == "Role"
+    assert resp.json()[0]["roleRef"]["kind"] == "Role"
+    assert resp.json()[0]["metadata"]["labels"]["iam.kubesphere.io/group-ref"] == group
     world.until("grp", "GET", pods, 200)
-    wrb = [
-        {
-            "metadata": {"name": f"{group}-{ws}-viewer"},
-            "roleRef": {"name": f"{ws}-viewer"},
-            "subjects": subject,
-        }
-    ]
+    # As the console sends it: no metadata; the server names it <subject>-<role>-<suffix>.
+    wrb = [{"roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "WorkspaceRole", "name": f"{ws}-viewer"},
+            "subjects": subject}]  # fmt: skip
     resp = admin(world, "POST", f"{IAM}/workspaces/{ws}/workspacerolebindings", json=wrb)
     assert resp.status_code == 200, resp.text
-    made = resp.json()["items"][0]
+    (made,) = resp.json()
+    assert made["metadata"]["name"].startswith(f"{group}-{ws}-viewer-")
+    assert made["metadata"]["labels"]["iam.kubesphere.io/group-ref"] == group
     world.cleanup.append(
         lambda: delete_object(world.custom, "workspacerolebindings", made["metadata"]["name"])
     )

@@ -57,6 +57,24 @@ def test_login_issues_hs256_tokens_and_refresh_renews_them(apiserver: ApiServer)
     assert apiserver.get("/oauth/userinfo", token=refresh).status_code == 401
 
 
+def test_refresh_grant_with_the_refresh_token_as_bearer(apiserver: ApiServer) -> None:
+    """The console sends ``Authorization: Bearer <refresh_token>`` with the refresh grant."""
+    name = apiserver.make_user(unique("bearer-refresh"), PASSWORD)
+    refresh = apiserver.token_request(grant_type="password", username=name, password=PASSWORD).json()[
+        "refresh_token"
+    ]
+    resp = requests.post(
+        f"{apiserver.url}/oauth/token",
+        data={**CLIENT, "grant_type": "refresh_token", "refresh_token": refresh},
+        headers={"Authorization": f"Bearer {refresh}"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert claims(resp.json()["access_token"])["username"] == name
+    # Only the token endpoint takes it: the same header anywhere else is refused.
+    assert apiserver.get("/kapis/iam.kubesphere.io/v1alpha2/users/" + name, token=refresh).status_code == 401
+
+
 def test_login_writes_a_success_record_with_the_source_ip(apiserver: ApiServer) -> None:
     name = apiserver.make_user(unique("record"), PASSWORD)
     resp = requests.post(

@@ -122,11 +122,13 @@ def test_create_namespace_in_a_workspace(world: World) -> None:
     world.cleanup.append(remove)
     body = {"metadata": {"name": ns, "labels": {"kubesphere.io/workspace": n["ws2"]}}}
     assert call(world.server, "POST", path, token=world.tokens["wsviewer"], json=body).status_code == 403
-    resp = call(world.server, "POST", path, token=world.tokens["wsregular"], json=body)
+    # As in KubeSphere 3.4, a workspace's regular members do not create projects (self-provisioners do).
+    assert call(world.server, "POST", path, token=world.tokens["wsregular"], json=body).status_code == 403
+    resp = call(world.server, "POST", path, token=world.tokens["wsadmin"], json=body)
     assert resp.status_code == 200, resp.text
     made = world.core.read_namespace(ns)
     assert made.metadata.labels["kubesphere.io/workspace"] == n["ws1"]
-    assert made.metadata.annotations["kubesphere.io/creator"] == world.users["wsregular"]
+    assert made.metadata.annotations["kubesphere.io/creator"] == world.users["wsadmin"]
     world.until("admin", "GET", f"{path}/{ns}", 200)
     # A patch cannot move it to another workspace.
     patch = {"metadata": {"labels": {"kubesphere.io/workspace": n["ws2"], "team": "a"}}}
@@ -190,6 +192,21 @@ def test_workspace_lifecycle(world: World) -> None:
         timeout=30,
         what="the workspace gone",
     )
+
+
+def test_workspace_with_generate_name(world: World) -> None:
+    """The console may send only ``generateName``; kube-apiserver completes the name."""
+    token = world.tokens["admin"]
+    body = {"metadata": {"generateName": world.name("tgen") + "-"}, "spec": {"template": {"spec": {}}}}
+    resp = call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=body)
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["metadata"]["name"]
+    world.cleanup.append(lambda: _delete_template(world, made))
+    assert made.startswith(world.name("tgen") + "-") and len(made) > len(world.name("tgen")) + 1
+    bad = {"metadata": {"generateName": "no/slashes-"}, "spec": {}}
+    assert call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=bad).status_code == 422
+    nothing: dict[str, Any] = {"metadata": {}, "spec": {}}
+    assert call(world.server, "POST", f"{TENANT}/workspaces", token=token, json=nothing).status_code == 422
 
 
 def _delete_template(world: World, name: str) -> None:

@@ -37,6 +37,7 @@ OUR_FINALIZERS = (
     "finalizers.workspacetemplate.kubesphere.io",
     "finalizers.tenant.kubesphere.io",
     "devopsproject.finalizers.kubesphere.io",
+    "finalizers.kubesphere.io/groupsbindings",
 )
 
 
@@ -200,6 +201,7 @@ def strip_all_finalizers(api: client.ApiClient) -> None:
         ("tenant.kubesphere.io/v1alpha2", "WorkspaceTemplate"),
         ("tenant.kubesphere.io/v1alpha1", "Workspace"),
         ("devops.kubesphere.io/v1alpha3", "DevOpsProject"),
+        ("iam.kubesphere.io/v1alpha2", "GroupBinding"),
     ):
         res = dyn.resources.get(api_version=api_version, kind=kind)
         for item in res.get().to_dict().get("items") or []:

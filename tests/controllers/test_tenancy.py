@@ -7,9 +7,12 @@ controllers put there.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.controllers.support import Manager, Objects, unique
 from tests.helpers import wait_for
@@ -21,6 +24,7 @@ TENANT1, TENANT2 = "tenant.kubesphere.io/v1alpha1", "tenant.kubesphere.io/v1alph
 DEVOPS = "devops.kubesphere.io/v1alpha3"
 RBAC = "rbac.authorization.k8s.io/v1"
 WS_LABEL = "kubesphere.io/workspace"
+IAM_FILES = Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "files" / "iam"
 
 
 def new_template(objects: Objects, *, manager: str | None = "alice") -> str:
@@ -150,6 +154,27 @@ def test_labelled_namespace_gets_owner_roles_and_creator_binding(manager: Manage
     assert objects.get("v1", "Namespace", ns) is not None
 
 
+def test_namespace_outside_workspaces_gets_no_roles(manager: Manager, objects: Objects) -> None:
+    """KubeSphere makes the default Roles only in workspace and DevOps namespaces."""
+    ns = new_namespace(objects, creator="erin")
+    wait_for(
+        lambda: (
+            "finalizers.kubesphere.io/namespaces"
+            in (objects.get("v1", "Namespace", ns)["metadata"].get("finalizers") or [])
+        ),
+        timeout=30,
+        what="namespace reconciled",
+    )
+    # The creator binding is made (as KubeSphere does), the Roles are not.
+    wait_for(lambda: objects.get(RBAC, "RoleBinding", "erin-admin", ns), timeout=30, what="creator binding")
+    assert not {"admin", "operator", "viewer"} & role_names(objects, ns)
+    # Put into a workspace later: now it gets them.
+    ws = new_template(objects)
+    wait_for(lambda: objects.get(TENANT1, "Workspace", ws), timeout=30, what="Workspace")
+    objects.patch("v1", "Namespace", ns, {"metadata": {"labels": {WS_LABEL: ws}}})
+    wait_for(lambda: {"admin", "operator", "viewer"} <= role_names(objects, ns), timeout=30, what="roles")
+
+
 def test_deleting_the_workspace_removes_its_namespaces(manager: Manager, objects: Objects) -> None:
     ws = new_template(objects)
     wait_for(lambda: objects.get(TENANT1, "Workspace", ws), timeout=30, what="Workspace")
@@ -198,6 +223,79 @@ def test_devops_project_gets_its_admin_namespace(manager: Manager, objects: Obje
     objects.delete(DEVOPS, "DevOpsProject", name)
     wait_for(lambda: objects.get(DEVOPS, "DevOpsProject", name) is None, timeout=30, what="project deleted")
     wait_for(lambda: being_deleted(objects, ns_name), timeout=60, what="admin namespace deleted")
+
+
+def rolebases(scope: str) -> dict[str, dict[str, Any]]:
+    """The Roles the core role's RoleBases of ``scope`` describe, by name."""
+    found = {}
+    for path in sorted(IAM_FILES.glob("rolebases*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and f"scope.kubesphere.io/{scope}" in (doc["metadata"].get("labels") or {}):
+                found[doc["role"]["metadata"]["name"]] = doc["role"]
+    return found
+
+
+@pytest.mark.parametrize("scope", ["namespace", "devops"])
+def test_scope_roles_and_templates_follow_the_rolebases(
+    manager: Manager, objects: Objects, scope: str
+) -> None:
+    """Every RoleBase of the scope is a Role in the namespace, with its labels, annotations and rules."""
+    if scope == "namespace":
+        ws = new_template(objects)
+        wait_for(lambda: objects.get(TENANT1, "Workspace", ws), timeout=30, what="Workspace")
+        ns = new_namespace(objects, workspace=ws)
+    else:
+        ns = unique("devns")
+        objects.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubesphere.io/devopsproject": ns}},
+            }
+        )
+    want = rolebases(scope)
+    assert {"admin", "operator", "viewer", "role-template-view-basic"} <= set(want)
+    wait_for(lambda: set(want) <= role_names(objects, ns), timeout=60, what=f"{len(want)} roles")
+    for name, role in want.items():
+        got = objects.get(RBAC, "Role", name, ns)
+        assert got["rules"] == role["rules"], name
+        for key in ("labels", "annotations"):
+            expected = role["metadata"].get(key) or {}
+            assert {k: got["metadata"].get(key, {}).get(k) for k in expected} == expected, (name, key)
+    basic = objects.get(RBAC, "Role", "role-template-view-basic", ns)
+    assert basic["metadata"]["labels"]["iam.kubesphere.io/role-template"] == "true"
+    assert json.loads(basic["metadata"]["annotations"]["iam.kubesphere.io/role-template-rules"]) == {
+        "basic": "view"
+    }
+    admin = objects.get(RBAC, "Role", "admin", ns)
+    assert admin["metadata"]["annotations"]["kubesphere.io/creator"] == "system"
+    aggregated = json.loads(admin["metadata"]["annotations"]["iam.kubesphere.io/aggregation-roles"])
+    assert set(aggregated) & set(want), "admin aggregates templates of its own scope"
+    # A Role edited by hand is brought back to its RoleBase.
+    objects.patch(
+        RBAC, "Role", "viewer", {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]}, ns
+    )
+    objects.patch("v1", "Namespace", ns, {"metadata": {"labels": {"touched": "1"}}})
+    wait_for(
+        lambda: objects.get(RBAC, "Role", "viewer", ns)["rules"] == want["viewer"]["rules"],
+        timeout=30,
+        what="viewer restored",
+    )
+
+
+def test_workspace_roles_carry_their_templates(manager: Manager, objects: Objects) -> None:
+    ws = new_template(objects)
+    admin = wait_for(lambda: objects.get(IAM, "WorkspaceRole", f"{ws}-admin"), timeout=30, what="admin role")
+    notes = admin["metadata"]["annotations"]
+    assert notes["kubesphere.io/creator"] == "system"
+    names = json.loads(notes["iam.kubesphere.io/aggregation-roles"])
+    assert "role-template-view-projects" in names and "role-template-manage-members" in names
+    for name in names:  # each is a workspace-scope template the permission endpoint can return
+        template = objects.get(IAM, "WorkspaceRole", name)
+        assert (
+            template is not None
+            and "iam.kubesphere.io/role-template-rules" in template["metadata"]["annotations"]
+        )
 
 
 def test_devops_project_whose_namespace_is_taken_is_reported(manager: Manager, objects: Objects) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from controllers import devops, namespaces, operator, users, workspaces
+from controllers import devops, groupbindings, namespaces, operator, users, workspaces
 from tests.conftest import Cluster
 from tests.roles.conftest import RoleRunner, role_request, sample_spec
 
@@ -64,6 +64,18 @@ def test_install_creates_the_platform_core(cluster: Cluster, run_role: RoleRunne
         "anonymous",
         "authenticated",
     } <= roles
+    # KubeSphere 3.4's system workspace holds the platform's and the cluster's own namespaces.
+    system = custom.get_cluster_custom_object(
+        "tenant.kubesphere.io", "v1alpha2", "workspacetemplates", "system-workspace"
+    )
+    assert system["spec"]["template"]["spec"]["manager"] == "admin"
+    for ns in ("default", "kube-public", "kube-system", NS):
+        labels = client.CoreV1Api(cluster.api).read_namespace(ns).metadata.labels
+        assert labels["kubesphere.io/workspace"] == "system-workspace", ns
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    for name in ("cluster-admin", "cluster-viewer"):
+        notes = rbac.read_cluster_role(name).metadata.annotations
+        assert "role-template-view-members" in notes["iam.kubesphere.io/aggregation-roles"], name
     admin = custom.get_cluster_custom_object("iam.kubesphere.io", "v1alpha2", "users", "admin")
     assert admin["metadata"]["annotations"]["iam.kubesphere.io/globalrole"] == "platform-admin"
 
@@ -168,7 +180,7 @@ def test_uninstall_knows_every_finalizer_the_controllers_add() -> None:
         (Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "vars" / "main.yml").read_text()
     )["ks_core_controller_finalizers"]
     used = {
-        devops.FINALIZER, namespaces.FINALIZER, operator.FINALIZER, users.FINALIZER,
+        devops.FINALIZER, groupbindings.FINALIZER, namespaces.FINALIZER, operator.FINALIZER, users.FINALIZER,
         workspaces.TEMPLATE_FINALIZER, workspaces.WORKSPACE_FINALIZER,
     }  # fmt: skip
     assert set(listed) == used
