@@ -54,11 +54,16 @@ def run_request(role_runner: Runner, request: RunRequest, *, keep_artifacts: boo
     return result
 
 
-def uninstall_with_data(role_runner: Runner, component: str) -> None:
-    """Remove the component and its PVCs, so the next test module starts clean."""
+def delete_data_spec() -> dict[str, Any]:
+    """The sample spec with ``persistence.deleteDataOnDisable``: an uninstall takes the data too."""
     spec = sample_spec()
     spec["persistence"]["deleteDataOnDisable"] = True
-    run_once(role_runner, component, "uninstall", spec=spec)
+    return spec
+
+
+def uninstall_with_data(role_runner: Runner, component: str) -> None:
+    """Remove the component, its PVCs and their Secrets, so the next test module starts clean."""
+    run_once(role_runner, component, "uninstall", spec=delete_data_spec())
 
 
 def artifacts_text(result: RunResult) -> str:
