@@ -17,8 +17,9 @@ from typing import Any
 from installer import __version__
 from installer.components import ComponentTable
 from installer.errors import ConfigurationError
-from installer.runs import RunRequest, estimate_playbook_tasks, estimate_tasks
+from installer.runs import RunRequest
 from installer.settings import Settings
+from installer.taskcount import estimate_playbook_tasks, estimate_tasks
 
 #: The name runs of the table's preflight role go by (it is not a component).
 PREFLIGHT = "preflight"
