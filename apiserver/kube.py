@@ -312,6 +312,9 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            # TLS connections finish closing a few loop turns later; let them, so no transport
+            # outlives a loop that is about to end.
+            await asyncio.sleep(0.25)
 
 
 from apiserver.informers import (  # noqa: E402  (re-exported; they need the above)
