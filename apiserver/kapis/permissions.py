@@ -72,6 +72,14 @@ def _ref(binding: dict[str, Any]) -> str:
     return str((binding.get("roleRef") or {}).get("name") or "")
 
 
+def _first_binding_templates(bindings: list[dict[str, Any]], roles: Any) -> web.Response:
+    """The templates of the role the first binding (by name) grants: as in KubeSphere, a user
+    holds one global role and one cluster role."""
+    bindings = sorted(bindings, key=lambda b: str(b["metadata"]["name"]))
+    chosen = [roles.get(_ref(bindings[0]))] if bindings else []
+    return web.json_response(templates_of(chosen, roles.get))
+
+
 @routes.add(
     "GET",
     "/users/{user}/globalroles",
@@ -85,11 +93,7 @@ async def global_templates(request: web.Request) -> web.Response:
     bindings = [
         b for b in _GLOBAL.bindings(caches[kube.GLOBALROLEBINDINGS], member) if binding_applies(member, b)
     ]
-    bindings.sort(key=lambda b: str(b["metadata"]["name"]))
-    roles = caches[kube.GLOBALROLES]
-    # KubeSphere takes the first binding: a user holds one global role.
-    chosen = [roles.get(_ref(bindings[0]))] if bindings else []
-    return web.json_response(templates_of(chosen, roles.get))
+    return _first_binding_templates(bindings, caches[kube.GLOBALROLES])
 
 
 @routes.add(
@@ -107,10 +111,7 @@ async def cluster_templates(request: web.Request) -> web.Response:
         for b in _CLUSTER.bindings(caches[kube.CLUSTERROLEBINDINGS], member)
         if any(s.get("kind") == "User" and s.get("name") == name for s in b.get("subjects") or [])
     ]
-    bindings.sort(key=lambda b: str(b["metadata"]["name"]))
-    roles = caches[kube.CLUSTERROLES]
-    chosen = [roles.get(_ref(bindings[0]))] if bindings else []
-    return web.json_response(templates_of(chosen, roles.get))
+    return _first_binding_templates(bindings, caches[kube.CLUSTERROLES])
 
 
 @routes.add(
