@@ -32,11 +32,11 @@ from devcluster.cluster import LocalCluster
 from devcluster.nodeconfig import NODE_NAME
 from devcluster.realnode import RealNode
 from tests.conftest import Cluster
-from tests.helpers import kubectl, wait_for
+from tests.helpers import kubectl
+from tests.installer import conftest as installer_support
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "kubesphere-system"
-GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
 CRD = REPO / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
 SAMPLE = REPO / "deploy" / "cluster-configuration.yaml"
 
@@ -55,23 +55,9 @@ def real_node(cluster: Cluster) -> Iterator[RealNode]:
             local.real_node.down(log=False)
 
 
-def get_cc(cluster: Cluster) -> dict[str, Any]:
-    obj: dict[str, Any] = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
-        GROUP, VERSION, NS, PLURAL, "ks-installer"
-    )
-    return obj
-
-
 def wait_ready(cluster: Cluster, timeout: float = 900) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
-        cc = get_cc(cluster)
-        conds = {c["type"]: c for c in (cc.get("status") or {}).get("conditions") or []}
-        cond = conds.get("Ready", {})
-        if cond.get("status") == "True" and cond.get("observedGeneration") == cc["metadata"]["generation"]:
-            return cc
-        return None
-
-    return wait_for(ready, timeout=timeout, what="the platform to be Ready", interval=2)
+    """The platform's ClusterConfiguration Ready for its current generation (the shared rule)."""
+    return installer_support.wait_ready(cluster, NS, timeout=timeout)
 
 
 def operator_pods(cluster: Cluster) -> list[client.V1Pod]:
