@@ -7,7 +7,6 @@ half-started is stopped and started again.  ``down()`` stops every process.
 
 from __future__ import annotations
 
-import json
 import shutil
 import ssl
 import time
@@ -29,7 +28,7 @@ from devcluster.processes import (
     start,
     stop,
 )
-from devcluster.settings import Versions, load_versions, state_dir
+from devcluster.settings import JsonState, Versions, load_versions, state_dir
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
@@ -51,21 +50,11 @@ KWOK_STAGES = (
 
 
 @dataclass
-class State:
+class State(JsonState):
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     revision: int = 0
-
-    @classmethod
-    def load(cls, path: Path) -> State:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (FileNotFoundError, ValueError, TypeError):
-            return cls()
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ what it left on the host (see ``devcluster/hoststate.py``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -31,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from devcluster.processes import (
     stop,
     terminate,
 )
+from devcluster.settings import JsonState
 
 LOCK = Path("/run/ks-devcluster-real-node")
 SLICE = "kubernetes-real-node"
@@ -89,22 +89,12 @@ def host_ip() -> str:
 
 
 @dataclass
-class NodeState:
+class NodeState(JsonState):
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     node_ip: str = ""
     #: podman image id of each image imported into containerd, by name.
     images: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> NodeState:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (FileNotFoundError, ValueError, TypeError):
-            return cls()
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
 class RealNode:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Self
 
 VERSIONS_FILE = Path(__file__).with_name("versions.env")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +54,18 @@ def state_dir() -> Path:
     if env:
         return Path(env)
     return REPO_ROOT / ".local" / "cluster"
+
+
+class JsonState:
+    """A dataclass kept as JSON in the state dir: a missing or unreadable file means the defaults."""
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return cls()
+
+    def save(self, path: Path) -> None:
+        data: Any = asdict(self)  # type: ignore[call-overload]
+        path.write_text(json.dumps(data, indent=2) + "\n")
