@@ -1,0 +1,172 @@
+# Copyright: kubesphere-installer maintainers
+# Apache License 2.0
+"""The ``kubesphere.installer.apply`` action: a step's objects in one task, in the controller.
+
+It runs where ansible-playbook runs (the installer's playbooks always target the
+controller itself), so a task costs no module start-up: the Kubernetes client is imported
+once by the playbook process and each task's worker inherits it.  Documentation:
+``plugins/modules/apply.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
+    COMMON_ARGS,
+    Batch,
+    BatchError,
+    documents,
+)
+
+try:  # ansible-core 2.19 and later: template text must be marked trusted to be rendered
+    from ansible.template import trust_as_template
+except ImportError:  # pragma: no cover - older ansible-core
+    trust_as_template = None
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "state": {"type": "str", "default": "present", "choices": ["present", "patched", "absent"]},
+    "src": {"type": "list", "elements": "path"},
+    "template": {"type": "list", "elements": "str"},
+    "definition": {"type": "raw"},
+    "api_version": {"type": "str", "default": "v1", "aliases": ["apiVersion"]},
+    "kind": {"type": "str"},
+    "name": {"type": "str"},
+    "namespace": {"type": "str"},
+    "label_selectors": {"type": "list", "elements": "str", "default": []},
+    "delete_options": {"type": "dict", "default": {}},
+    "field_manager": {"type": "str", "default": "ks-installer"},
+    "force_conflicts": {"type": "bool", "default": True},
+    **COMMON_ARGS,
+}
+
+#: Deletion order for ``state: absent`` of a mixed batch is the order given; these go last
+#: when a batch names them with what lives in them, so dependents are gone first.
+_LAST = ("Namespace", "CustomResourceDefinition")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        params = validation.validated_parameters
+        check_mode = bool(self._task.check_mode)
+        try:
+            objects = self._objects(params, task_vars)
+            batch = Batch.connect(
+                params, dry_run=check_mode, field_manager=params["field_manager"],
+                force_conflicts=params["force_conflicts"],
+            )
+            if params["state"] == "absent" and params["label_selectors"] and params["kind"] and not objects:
+                objects = batch.list(
+                    params["api_version"], params["kind"], namespace=params["namespace"],
+                    selectors=params["label_selectors"],
+                )
+            results = self._run(batch, params, objects, check_mode)
+        except BatchError as exc:
+            raise AnsibleActionFail(str(exc)) from None
+        result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
+        result["results"] = [{k: v for k, v in r.items() if k != "object"} for r in results]
+        if len(results) == 1:  # as kubernetes.core.k8s registers one object
+            result["method"] = results[0]["method"]
+            result["result"] = results[0].get("object") or {}
+        return result
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _objects(self, params: dict[str, Any], task_vars: dict[str, Any]) -> list[dict[str, Any]]:
+        objs: list[dict[str, Any]] = []
+        for src in params["src"] or []:
+            try:
+                path = self._find_needle("files", src)
+            except AnsibleError as exc:
+                raise BatchError(f"src {src}: {exc.message}") from None
+            with open(path, encoding="utf-8") as fh:
+                objs.extend(self._parse(fh.read(), f"src {src}"))
+        for name in params["template"] or []:
+            objs.extend(self._parse(self._render(name, task_vars), f"template {name}"))
+        definition = params["definition"]
+        if isinstance(definition, str):
+            objs.extend(self._parse(definition, "definition"))
+        elif isinstance(definition, (dict, list)):
+            objs.extend(documents([copy.deepcopy(definition)]))
+        elif definition is not None:
+            raise BatchError(f"definition must be an object, a list or YAML text, not {type(definition).__name__}")
+        if params["kind"] and params["name"]:
+            meta = {"name": params["name"], **({"namespace": params["namespace"]} if params["namespace"] else {})}
+            objs.append({"apiVersion": params["api_version"], "kind": params["kind"], "metadata": meta})
+        if not objs and not (params["state"] == "absent" and params["label_selectors"]):
+            raise BatchError("nothing to do: give src, template, definition or kind and name")
+        return objs
+
+    @staticmethod
+    def _parse(text: str, what: str) -> list[dict[str, Any]]:
+        try:
+            return documents(yaml.safe_load_all(to_text(text)))
+        except yaml.YAMLError as exc:
+            raise BatchError(f"{what} is not valid YAML: {exc}") from None
+        except BatchError as exc:
+            raise BatchError(f"{what}: {exc}") from None
+
+    def _render(self, name: str, task_vars: dict[str, Any]) -> str:
+        try:
+            path = self._find_needle("templates", name)
+        except AnsibleError as exc:
+            raise BatchError(f"template {name}: {exc.message}") from None
+        with open(path, encoding="utf-8") as fh:
+            source = fh.read()
+        templar = self._templar.copy_with_new_env(available_variables=task_vars)
+        try:
+            if trust_as_template is not None:
+                rendered = templar.template(
+                    trust_as_template(source), preserve_trailing_newlines=True, escape_backslashes=False
+                )
+            else:  # pragma: no cover
+                rendered = templar.do_template(source, preserve_trailing_newlines=True, escape_backslashes=False)
+        except AnsibleError as exc:
+            raise BatchError(f"template {name}: {exc.message}") from None
+        return to_text(rendered)
+
+    # -- the work ----------------------------------------------------------------------------------
+    def _run(
+        self, batch: Batch, params: dict[str, Any], objects: list[dict[str, Any]], check_mode: bool
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        state = params["state"]
+        if state == "absent":
+            ordered = [o for o in objects if o["kind"] not in _LAST] + [o for o in objects if o["kind"] in _LAST]
+            propagation = (params["delete_options"] or {}).get("propagationPolicy")
+            deleted = []
+            for obj in ordered:
+                method = batch.delete(obj, propagation=propagation)
+                results.append(_summary(obj, method))
+                if method == "deleted":
+                    deleted.append(obj)
+            if params["wait"] and deleted and not check_mode:
+                batch.wait_gone(deleted)
+            return results
+        for obj in objects:
+            method, live = (batch.patch if state == "patched" else batch.apply)(obj)
+            results.append({**_summary(live, method), "object": live})
+        if params["wait"] and not check_mode:
+            batch.wait_ready(objects, condition=params["wait_condition"])
+        return results
+
+
+def _summary(obj: dict[str, Any], method: str) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    out = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"), "method": method}
+    if meta.get("namespace"):
+        out["namespace"] = meta["namespace"]
+    if meta.get("uid"):
+        out["uid"] = meta["uid"]
+    return out
+

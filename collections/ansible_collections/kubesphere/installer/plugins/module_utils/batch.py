@@ -1,0 +1,449 @@
+# Copyright: kubesphere-installer maintainers
+# Apache License 2.0
+"""Apply, patch or delete a batch of objects in one process, then wait for all of them.
+
+The engine of the ``kubesphere.installer.apply`` action.  A role's task hands it every
+object of a step (rendered templates, files, definitions) and it makes one server-side
+apply per object in the given order, then waits for the whole batch at once: the
+workloads of a step roll out side by side instead of one task (and one module start-up)
+each.  Readiness follows kubernetes.core's ``wait: true`` rules, so a task converted
+from ``kubernetes.core.k8s`` waits for the same thing.
+
+Only plain dicts cross this module's edges; the client is kubernetes.core's (its auth
+options and discovery cache), so this file holds no HTTP or configuration code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+
+#: The options every action of ours takes: what to wait for, and kubernetes.core's auth options.
+COMMON_ARGS: dict[str, Any] = {
+    "wait": {"type": "bool", "default": False},
+    "wait_condition": {"type": "dict"},
+    "wait_timeout": {"type": "int", "default": 600},
+    "wait_sleep": {"type": "int", "default": 2},
+    **AUTH_ARG_SPEC,
+}
+
+Obj = dict[str, Any]
+
+#: Fields the server owns: two reads of an unchanged object may differ only in these.
+_SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp")
+
+
+class BatchError(Exception):
+    """A failure to report as the task's message (never with object data in it)."""
+
+
+def ref(obj: Obj) -> str:
+    """``Kind namespace/name`` (or ``Kind name``) for messages."""
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind')} {where}{meta.get('name')}"
+
+
+def documents(loaded: Iterable[Any]) -> list[Obj]:
+    """The objects of parsed YAML documents: empty documents dropped, ``List`` kinds opened."""
+    out: list[Obj] = []
+    for doc in loaded:
+        if doc is None:
+            continue
+        if isinstance(doc, list):
+            out.extend(documents(doc))
+        elif not isinstance(doc, dict):
+            raise BatchError(f"a manifest document is a {type(doc).__name__}, not an object")
+        elif doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
+            out.extend(documents(doc["items"]))
+        else:
+            for field in ("apiVersion", "kind"):
+                if not doc.get(field):
+                    raise BatchError(f"an object has no {field}: {(doc.get('metadata') or {}).get('name')!r}")
+            if not (doc.get("metadata") or {}).get("name"):
+                raise BatchError(f"a {doc['kind']} has no metadata.name")
+            out.append(doc)
+    return out
+
+
+# -- readiness (kubernetes.core's wait rules, on plain dicts) ---------------------------------------
+def _status(obj: Obj) -> Obj:
+    return obj.get("status") or {}
+
+
+def _generation_seen(obj: Obj) -> bool:
+    return _status(obj).get("observedGeneration") == (obj.get("metadata") or {}).get("generation")
+
+
+def deployment_ready(obj: Obj) -> str | None:
+    st, want = _status(obj), (obj.get("spec") or {}).get("replicas", 1)
+    if not _generation_seen(obj):
+        return "the controller has not seen the latest spec"
+    if (st.get("replicas") or 0) != want or (st.get("availableReplicas") or 0) != want or st.get("unavailableReplicas"):
+        return f"{st.get('availableReplicas') or 0}/{want} replicas available"
+    return None
+
+
+def statefulset_ready(obj: Obj) -> str | None:
+    st, spec = _status(obj), obj.get("spec") or {}
+    want = spec.get("replicas", 1)
+    if not _generation_seen(obj):
+        return "the controller has not seen the latest spec"
+    if (spec.get("updateStrategy") or {}).get("type") == "OnDelete":
+        return None if st.get("replicas") == want else f"{st.get('replicas') or 0}/{want} replicas"
+    if st.get("updateRevision") != st.get("currentRevision") or (st.get("updatedReplicas") or 0) != want:
+        return f"{st.get('updatedReplicas') or 0}/{want} replicas updated"
+    if (st.get("readyReplicas") or 0) != want or st.get("replicas") != want:
+        return f"{st.get('readyReplicas') or 0}/{want} replicas ready"
+    return None
+
+
+def daemonset_ready(obj: Obj) -> str | None:
+    st = _status(obj)
+    want = st.get("desiredNumberScheduled")
+    if want is None or not _generation_seen(obj):
+        return "the controller has not seen the latest spec"
+    if (st.get("updatedNumberScheduled") or 0) != want or st.get("numberReady") != want or st.get("numberUnavailable"):
+        return f"{st.get('numberReady') or 0}/{want} pods ready"
+    return None
+
+
+def pod_ready(obj: Obj) -> str | None:
+    containers = _status(obj).get("containerStatuses")
+    if containers is None or not all(c.get("ready") for c in containers):
+        return f"phase {_status(obj).get('phase') or 'Pending'}, containers not ready"
+    return None
+
+
+def condition_met(condition: Obj) -> Callable[[Obj], str | None]:
+    """A custom ``wait_condition``: ``{type, status (default "True"), reason (optional)}``."""
+    want_status = str(condition.get("status", "True"))
+    want_status = {"true": "True", "false": "False", "unknown": "Unknown"}.get(want_status.lower(), want_status)
+
+    def check(obj: Obj) -> str | None:
+        for cond in _status(obj).get("conditions") or []:
+            if cond.get("type") == condition["type"]:
+                if cond.get("status") == want_status and (
+                    not condition.get("reason") or cond.get("reason") == condition["reason"]
+                ):
+                    return None
+                detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+                return f"condition {condition['type']} is {cond.get('status')}" + (f" ({detail})" if detail else "")
+        return f"no condition {condition['type']} yet"
+
+    return check
+
+
+READY: dict[str, Callable[[Obj], str | None]] = {
+    "Deployment": deployment_ready,
+    "StatefulSet": statefulset_ready,
+    "DaemonSet": daemonset_ready,
+    "Pod": pod_ready,
+    "CustomResourceDefinition": condition_met({"type": "Established"}),
+    "Job": condition_met({"type": "Complete"}),
+}
+
+
+def not_ready(obj: Obj, condition: Obj | None = None) -> str | None:
+    """Why ``obj`` is not ready yet, or None when it is (kinds without a rule: once it exists)."""
+    check = condition_met(condition) if condition else READY.get(obj.get("kind", ""))
+    return check(obj) if check else None
+
+
+def job_failed(obj: Obj) -> str | None:
+    """A Job that failed for good will never become ready: say so instead of waiting it out."""
+    if obj.get("kind") != "Job":
+        return None
+    for cond in _status(obj).get("conditions") or []:
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            return f"failed: {cond.get('reason') or ''} {cond.get('message') or ''}".strip()
+    return None
+
+
+def same_object(before: Obj | None, after: Obj) -> bool:
+    """Whether ``after`` (the answer to a dry run) leaves ``before`` as it was."""
+    if before is None:
+        return False
+
+    def strip(obj: Obj) -> Obj:
+        out = {k: v for k, v in obj.items() if k != "status"}
+        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+        return out
+
+    return strip(before) == strip(after)
+
+
+def backoff(first: float, cap: float) -> Iterator[float]:
+    """Poll intervals: quick at first (KWOK and small workloads are ready in a second), then ``cap``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(cap, delay * 2)
+
+
+def wait_all(
+    pending: dict[str, Callable[[], str | None]],
+    *,
+    timeout: float,
+    sleep: float,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], None] = time.sleep,
+) -> None:
+    """Call every check until each returns None; raise BatchError naming the laggards on timeout.
+
+    A check raises BatchError itself for a state that cannot get better (a failed Job).
+    """
+    deadline = clock() + timeout
+    reasons: dict[str, str] = {}
+    intervals = backoff(min(0.2, sleep), max(sleep, 0.2))
+    while True:
+        for key in list(pending):
+            why = pending[key]()
+            if why is None:
+                del pending[key]
+                reasons.pop(key, None)
+            else:
+                reasons[key] = why
+        if not pending:
+            return
+        if clock() >= deadline:
+            laggards = "; ".join(f"{key}: {reasons[key]}" for key in pending)
+            raise BatchError(f"not ready after {timeout:g} s: {laggards}")
+        pause(min(next(intervals), max(0.0, deadline - clock())))
+
+
+# -- the calls ---------------------------------------------------------------------------------
+class Batch:
+    """Server-side apply, merge patch and delete through kubernetes.core's client.
+
+    ``client`` is what ``kubernetes.core``'s ``get_api_client`` returns (its ``resource``
+    discovery and the dynamic client under it).  Every method takes and returns plain dicts.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        field_manager: str,
+        force_conflicts: bool = True,
+        dry_run: bool = False,
+        namespace: str | None = None,
+        timeout: float = 600,
+        sleep: float = 2,
+    ) -> None:
+        self.client = client
+        self.field_manager = field_manager
+        self.force_conflicts = force_conflicts
+        self.dry_run = dry_run
+        self.namespace = namespace
+        self.timeout = timeout
+        self.sleep = sleep
+        # CRDs this batch applied, by (group, kind): their objects may follow in the same batch.
+        self._crds: dict[tuple[str, str], Obj] = {}
+
+    @classmethod
+    def connect(cls, params: dict[str, Any], *, dry_run: bool, field_manager: str = "ks-installer",
+                force_conflicts: bool = True) -> Batch:
+        """A batch over a client built from kubernetes.core's auth options in ``params``."""
+        auth = {k: params[k] for k in AUTH_ARG_SPEC if params.get(k) is not None}
+        try:
+            client = get_api_client(**auth)
+        except CoreException as exc:
+            raise BatchError(f"Kubernetes client: {exc}") from None
+        return cls(
+            client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
+            namespace=params.get("namespace"), timeout=params["wait_timeout"], sleep=params["wait_sleep"],
+        )
+
+    # -- discovery -------------------------------------------------------------------------------
+    def resource(self, obj: Obj) -> Any:
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        group = api_version.rpartition("/")[0]
+        crd = self._crds.get((group, kind))
+        if crd is not None and not self.dry_run:
+            # Served once Established; discovery may lag a moment behind that.
+            wait_all({ref(crd): lambda: self._established(crd)}, timeout=self.timeout, sleep=self.sleep)
+        try:
+            found = [self.client.resource(kind, api_version)]
+        except ResourceNotFoundError:
+            if crd is None or self.dry_run:
+                raise BatchError(f"{ref(obj)}: the cluster serves no {kind} in {api_version}") from None
+            found = []
+        if found:
+            self._crds.pop((group, kind), None)
+            return found[0]
+
+        def served() -> str | None:
+            self.client.client.resources.invalidate_cache()
+            try:
+                found.append(self.client.resource(kind, api_version))
+                return None
+            except ResourceNotFoundError:
+                return f"{kind} is not served yet"
+
+        wait_all({ref(obj): served}, timeout=self.timeout, sleep=self.sleep)
+        self._crds.pop((group, kind), None)
+        return found[-1]
+
+    def _established(self, crd: Obj) -> str | None:
+        live = self.get(crd)
+        return "not created" if live is None else not_ready(live)
+
+    def _place(self, res: Any, obj: Obj) -> tuple[str, str | None]:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") if res.namespaced else None
+        if res.namespaced and not namespace:
+            namespace = self.namespace
+            if not namespace:
+                raise BatchError(f"{ref(obj)}: a namespaced object needs metadata.namespace (or the task's namespace)")
+            obj.setdefault("metadata", {})["namespace"] = namespace
+        return meta["name"], namespace
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Obj | None:
+        try:
+            answer = fn(*args, **kwargs)
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise BatchError(f"{what}: not found") from None
+        except DynamicApiError as exc:
+            raise BatchError(f"{what}: {describe(exc)}") from None
+        return answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
+
+    def _must(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        answer = self._call(what, fn, *args, **kwargs)
+        assert answer is not None
+        return answer
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get(self, obj: Obj) -> Obj | None:
+        res = self.resource(obj)
+        name, namespace = self._place(res, obj)
+        return self._call(ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True)
+
+    # -- writes ----------------------------------------------------------------------------------
+    def apply(self, obj: Obj) -> tuple[str, Obj]:
+        """Server-side apply; (method, object as the server answered)."""
+        res = self.resource(obj)
+        name, namespace = self._place(res, obj)
+        before = self.get(obj)
+        after = self._must(
+            ref(obj),
+            self.client.client.server_side_apply,
+            res,
+            body=obj,
+            name=name,
+            namespace=namespace,
+            field_manager=self.field_manager,
+            force_conflicts=self.force_conflicts,
+            dry_run="All" if self.dry_run else None,
+        )
+        if obj["kind"] == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            self._crds[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = obj
+        return _method(before, after, dry_run=self.dry_run), after
+
+    def patch(self, obj: Obj) -> tuple[str, Obj]:
+        """JSON merge patch of an existing object (fields the patch names; nothing else)."""
+        res = self.resource(obj)
+        name, namespace = self._place(res, obj)
+        before = self.get(obj)
+        if before is None:
+            raise BatchError(f"{ref(obj)}: not found, nothing to patch")
+        after = self._must(
+            ref(obj),
+            self.client.client.patch,
+            res,
+            body=obj,
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            field_manager=self.field_manager,
+            dry_run="All" if self.dry_run else None,
+        )
+        return _method(before, after, dry_run=self.dry_run), after
+
+    def delete(self, obj: Obj, *, propagation: str | None = None) -> str:
+        """``deleted``, or ``absent`` when there was nothing to delete."""
+        res = self.resource(obj)
+        name, namespace = self._place(res, obj)
+        gone = self._call(
+            ref(obj),
+            self.client.client.delete,
+            res,
+            name=name,
+            namespace=namespace,
+            body={"propagationPolicy": propagation} if propagation else None,
+            dry_run="All" if self.dry_run else None,
+            missing_ok=True,
+        )
+        return "absent" if gone is None else "deleted"
+
+    def list(self, api_version: str, kind: str, *, namespace: str | None, selectors: list[str]) -> list[Obj]:
+        res = self.resource({"apiVersion": api_version, "kind": kind, "metadata": {"name": "*"}})
+        listed = self._must(
+            f"{kind} list",
+            self.client.client.get,
+            res,
+            namespace=namespace if res.namespaced else None,
+            label_selector=",".join(selectors) or None,
+        )
+        items = listed.get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    # -- waits -----------------------------------------------------------------------------------
+    def wait_ready(self, objs: list[Obj], *, condition: Obj | None = None) -> None:
+        """Wait for every object at once, each by its kind's rule (or ``condition``)."""
+
+        def check(obj: Obj) -> Callable[[], str | None]:
+            def probe() -> str | None:
+                live = self.get(obj)
+                if live is None:
+                    return "not found"
+                failed = job_failed(live) if not condition else None
+                if failed:
+                    raise BatchError(f"{ref(obj)}: {failed}")
+                return not_ready(live, condition)
+
+            return probe
+
+        wait_all({ref(o): check(o) for o in objs}, timeout=self.timeout, sleep=self.sleep)
+
+    def wait_gone(self, objs: list[Obj]) -> None:
+        def check(obj: Obj) -> Callable[[], str | None]:
+            return lambda: None if self.get(obj) is None else "still there (finalizers or dependents)"
+
+        wait_all({ref(o): check(o) for o in objs}, timeout=self.timeout, sleep=self.sleep)
+
+
+def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
+    if before is None:
+        return "created"
+    if dry_run:
+        return "unchanged" if same_object(before, after) else "configured"
+    same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
+    return "unchanged" if same else "configured"
+
+
+def describe(exc: Any) -> str:
+    """``422 Invalid: <the server's message>`` from a dynamic client error (no request body in it)."""
+    status, reason, message = getattr(exc, "status", None), getattr(exc, "reason", ""), ""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            parsed = json.loads(body)
+            message = parsed.get("message") or ""
+            reason = parsed.get("reason") or reason
+        except (TypeError, ValueError):
+            message = str(body)[:500]
+    return " ".join(str(x) for x in (status, reason) if x) + (f": {message}" if message else "")
