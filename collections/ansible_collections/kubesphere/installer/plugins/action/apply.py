@@ -36,7 +36,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "definition": {"type": "raw"},
     "api_version": {"type": "str", "default": "v1", "aliases": ["apiVersion"]},
     "kind": {"type": "str"},
-    "name": {"type": "str"},
+    "name": {"type": "list", "elements": "str"},
     "namespace": {"type": "str"},
     "label_selectors": {"type": "list", "elements": "str", "default": []},
     "delete_options": {"type": "dict", "default": {}},
@@ -94,15 +94,22 @@ class ActionModule(ActionBase):
         for name in params["template"] or []:
             objs.extend(self._parse(self._render(name, task_vars), f"template {name}"))
         definition = params["definition"]
-        if isinstance(definition, str):
+        if params["kind"] and params["name"]:
+            # One object per name; a definition is then the body each of them gets.
+            if definition is not None and not isinstance(definition, dict):
+                raise BatchError("with kind and name, definition must be one object (the body of each)")
+            for name in params["name"]:
+                meta = {"name": name, **({"namespace": params["namespace"]} if params["namespace"] else {})}
+                body = copy.deepcopy(definition or {})
+                body.update(apiVersion=params["api_version"], kind=params["kind"])
+                body["metadata"] = {**(body.get("metadata") or {}), **meta}
+                objs.append(body)
+        elif isinstance(definition, str):
             objs.extend(self._parse(definition, "definition"))
         elif isinstance(definition, (dict, list)):
             objs.extend(documents([copy.deepcopy(definition)]))
         elif definition is not None:
             raise BatchError(f"definition must be an object, a list or YAML text, not {type(definition).__name__}")
-        if params["kind"] and params["name"]:
-            meta = {"name": params["name"], **({"namespace": params["namespace"]} if params["namespace"] else {})}
-            objs.append({"apiVersion": params["api_version"], "kind": params["kind"], "metadata": meta})
         if not objs and not (params["state"] == "absent" and params["label_selectors"]):
             raise BatchError("nothing to do: give src, template, definition or kind and name")
         return objs

@@ -55,7 +55,7 @@ options:
     description: Objects as data, a list of them, or YAML text.
     type: raw
   api_version:
-    description: With O(kind) and O(name) (or O(label_selectors) when O(state=absent)), the one object meant.
+    description: API version of O(kind).
     type: str
     default: v1
     aliases: [apiVersion]
@@ -63,8 +63,11 @@ options:
     description: Kind of the object named by O(name), or listed by O(label_selectors).
     type: str
   name:
-    description: Name of the object of O(kind).
-    type: str
+    description:
+      - Names of objects of O(kind) (in O(namespace)); each object is O(definition) (if given:
+        one object, e.g. the fields to patch) with that kind and name.
+    type: list
+    elements: str
   namespace:
     description: Namespace of namespaced objects that do not name one.
     type: str
