@@ -1,17 +1,21 @@
-"""Benchmark of the installer operator (``make bench-installer``).
+"""Benchmark of the installer with the real roles (``make bench-installer``).
 
-On the local cluster, with the probe roles of the engine tests (real objects,
-small roles), in one run:
+In one run, each on a fresh local cluster of its own (own state dir and ports):
 
-* **no-op reconcile**: restart the operator on a Ready ClusterConfiguration;
-  wall time from process start until it reports nothing to do, and the API
-  writes it made (status and events; the Lease is counted apart).  Baseline:
-  one ``ansible-playbook`` run of a component's role, measured in the same run.
-* **toggle latency**: from ``kubectl patch`` switching one component on until
-  its status says Enabled; the same component's own playbook time (from its
-  status) is the baseline.
-* **peak RSS** of the operator process (VmHWM) over a full install, against a
-  bare interpreter that imports the same libraries.
+* **full install**: the operator installs every supported component (core, redis with
+  HA, openldap, minio, jenkins, devops, monitoring) from one ClusterConfiguration;
+  wall time from its creation until Ready for its generation, and the operator's peak
+  RSS (VmHWM) over it.  Every batch the roles applied is recorded ($KS_APPLY_RECORD).
+* **floor**: on a second fresh cluster, the recorded objects applied server-side in one
+  process, batch by batch in the same order, with the same readiness waits (the roles'
+  rules, polled every 0.1 s).  The install is reported as a ratio to it.
+* **one-component toggle**: monitoring switched off, then on; patch to Disabled and to
+  Enabled.
+* **no-op reconcile**: the operator restarted on the Ready ClusterConfiguration; wall time
+  from process start until it reports nothing to do, and the writes it made.
+* **per-task overhead**: an empty play, then N separate tasks each applying one
+  ConfigMap with ``kubernetes.core.k8s`` and with ``kubesphere.installer.apply``:
+  (play - empty play) / N for each.
 
 Writes ``bench/results/installer.json``.
 """
@@ -21,47 +25,62 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
+import yaml
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import not_ready
+from kubernetes import client, dynamic
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from bench import write_result
 from devcluster import kube
 from devcluster.build import ensure_binaries
-from devcluster.cluster import LocalCluster
+from devcluster.cluster import ClusterInfo, LocalCluster
 from devcluster.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-TABLE = REPO / "tests" / "installer" / "components-test.yaml"
-ROLES = REPO / "tests" / "installer" / "roles"
 CRD = REPO / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
+SAMPLE = REPO / "deploy" / "cluster-configuration.yaml"
 GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
+NS, NAME = "kubesphere-system", "ks-installer"
+TASKS = 10
 
 
-def _start(kubeconfig: Path, ns: str, log: Path, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, KS_INSTALLER_EXTRA_ROLES_PATHS=str(ROLES), KS_INSTALLER_PROGRESS_INTERVAL="2")
-    cmd = [sys.executable, "-m", "installer.cli", "--kubeconfig", str(kubeconfig), "-n", ns, "run",
-           "--component-table", str(TABLE), "--listen", f"127.0.0.1:{port}",
-           "--no-leader-election"]  # fmt: skip
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+def full_spec() -> dict[str, Any]:
+    """The sample ClusterConfiguration with every component the installer supports switched on."""
+    body: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
+    spec = body["spec"]
+    spec["common"]["redis"].update(enabled=True, enableHA=True)
+    spec["common"]["openldap"]["enabled"] = True
+    spec["devops"]["enabled"] = True
+    spec["monitoring"]["enabled"] = True
+    return body
 
 
-def _wait(check: Any, what: str, timeout: float = 300) -> Any:
+def _wait(check: Callable[[], Any], what: str, timeout: float = 900, every: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(every)
     raise TimeoutError(what)
+
+
+def _vm_hwm(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _writes(port: int) -> dict[str, float]:
@@ -72,117 +91,251 @@ def _writes(port: int) -> dict[str, float]:
     }
 
 
-def _vm(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+class Operator:
+    """The operator as ``make up`` runs it (out of cluster), on one bench cluster."""
+
+    def __init__(self, info: ClusterInfo, log: Path, record: Path) -> None:
+        self.info, self.log, self.record = info, log, record
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> float:
+        self.port = free_port()
+        env = dict(os.environ, KS_APPLY_RECORD=str(self.record))
+        cmd = [sys.executable, "-m", "installer.cli", "--kubeconfig", str(self.info.kubeconfig), "run",
+               "--listen", f"127.0.0.1:{self.port}", "--no-leader-election"]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _cc(custom: client.CustomObjectsApi) -> dict[str, Any]:
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, NAME)
+    return obj
+
+
+def _ready(custom: client.CustomObjectsApi) -> bool:
+    cc = _cc(custom)
+    conds = {c["type"]: c for c in (cc.get("status") or {}).get("conditions") or []}
+    r = conds.get("Ready", {})
+    return r.get("status") == "True" and r.get("observedGeneration") == cc["metadata"]["generation"]
+
+
+def _state(custom: client.CustomObjectsApi, component: str) -> str:
+    return str(
+        ((_cc(custom).get("status") or {}).get("components") or {}).get(component, {}).get("state", "")
+    )
+
+
+def _patch(kubectl: Path, kubeconfig: Path, patch: list[dict[str, Any]]) -> None:
+    subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", "patch", "-n", NS, "cc", NAME,
+                    "--type=json", "-p", json.dumps(patch)], check=True, capture_output=True)  # fmt: skip
+
+
+def measure_operator(info: ClusterInfo, work: Path) -> dict[str, Any]:
+    kubectl = ensure_binaries()["kubectl"]
+    api = kube.api_client(info.kubeconfig)
+    custom = client.CustomObjectsApi(api)
+    core = client.CoreV1Api(api)
+    kube.apply_crd(api, CRD)
+    core.create_namespace({"metadata": {"name": NS}})
+    op = Operator(info, work / "operator.log", work / "record.jsonl")
+    out: dict[str, Any] = {}
+    try:
+        op.start()
+        assert op.proc is not None
+        time.sleep(2)  # the operator is up and watching before the CR arrives
+        t0 = time.monotonic()
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, full_spec())
+        _wait(lambda: _ready(custom), "full install")
+        out["full_install_seconds"] = round(time.monotonic() - t0, 2)
+        out["operator_peak_rss_mib"] = round(_vm_hwm(op.proc.pid), 1)
+        status = _cc(custom)["status"]["components"]
+        out["component_run_seconds"] = {c: s.get("lastRunSeconds") for c, s in sorted(status.items())}
+
+        # One-component toggle: monitoring off, then on again.
+        for value, want, key in (
+            (False, "Disabled", "toggle_off_seconds"),
+            (True, "Enabled", "toggle_on_seconds"),
+        ):
+            t0 = time.monotonic()
+            _patch(
+                kubectl,
+                info.kubeconfig,
+                [{"op": "replace", "path": "/spec/monitoring/enabled", "value": value}],
+            )
+            _wait(lambda w=want: _state(custom, "monitoring") == w and _ready(custom), key)  # type: ignore[misc]
+            out[key] = round(time.monotonic() - t0, 2)
+        out["toggle_component"] = "monitoring"
+
+        # No-op reconcile: restart on the Ready ClusterConfiguration.
+        op.stop()
+        rv = _cc(custom)["metadata"]["resourceVersion"]
+        offset = op.log.stat().st_size
+        t0 = op.start()
+        _wait(lambda: "nothing to do" in op.log.read_text()[offset:], "no-op reconcile", every=0.05)
+        out["noop_reconcile_seconds"] = round(time.monotonic() - t0, 2)
+        time.sleep(2)
+        writes = _writes(op.port)
+        out["noop_status_or_event_writes"] = writes.get("status", 0) + writes.get("event", 0)
+        out["noop_resource_version_unchanged"] = rv == _cc(custom)["metadata"]["resourceVersion"]
+    finally:
+        op.stop()
+        api.close()
+    return out
+
+
+def _record(path: Path) -> list[dict[str, Any]]:
+    """The install's batches, in order, as the first apply of each object made them."""
+    seen: set[tuple[str, str, str, str]] = set()
+    batches = []
+    for line in path.read_text().splitlines():
+        batch = json.loads(line)
+        if batch["state"] != "present":
+            continue
+        fresh = []
+        for obj in batch["objects"]:
+            meta = obj.get("metadata") or {}
+            key = (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+            if key not in seen:
+                seen.add(key)
+                fresh.append(obj)
+        if fresh:
+            batches.append({**batch, "objects": fresh})
+    return batches
+
+
+def measure_floor(info: ClusterInfo, batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same objects, server-side applied in one process, with the same waits."""
+    api = kube.api_client(info.kubeconfig)
+    dyn = dynamic.DynamicClient(api)
+
+    def resource(obj: dict[str, Any]) -> Any:
+        try:
+            return dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            dyn.resources.invalidate_cache()
+            return _wait(lambda: _served(obj), f"{obj['kind']} served", every=0.1)
+
+    def _served(obj: dict[str, Any]) -> Any:
+        try:
+            return dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        except ResourceNotFoundError:
+            dyn.resources.invalidate_cache()
+            return None
+
+    objects = 0
+    t0 = time.monotonic()
+    try:
+        for batch in batches:
+            for obj in batch["objects"]:
+                res = resource(obj)
+                meta = obj["metadata"]
+                dyn.server_side_apply(res, body=obj, name=meta["name"], namespace=meta.get("namespace"),
+                                      field_manager="floor", force_conflicts=True)  # fmt: skip
+                objects += 1
+            if batch["wait"]:
+                for obj in batch["objects"]:
+                    res, meta = resource(obj), obj["metadata"]
+
+                    def ready(
+                        res: Any = res, meta: dict[str, Any] = meta, cond: Any = batch["wait_condition"]
+                    ) -> bool:
+                        live = dyn.get(res, name=meta["name"], namespace=meta.get("namespace")).to_dict()
+                        return not_ready(live, cond) is None
+
+                    _wait(ready, f"{obj['kind']} {meta['name']} ready", every=0.1)
+        seconds = time.monotonic() - t0
+    finally:
+        api.close()
+    return {"floor_seconds": round(seconds, 2), "floor_objects": objects, "floor_batches": len(batches)}
+
+
+def _play(work: Path, kubeconfig: Path, module: str, n: int) -> float:
+    """Wall time of ansible-playbook running ``n`` separate tasks of ``module`` (0: an empty play)."""
+    tasks = []
+    for i in range(n):
+        args: dict[str, Any] = {"definition": {"apiVersion": "v1", "kind": "ConfigMap",
+                                               "metadata": {"name": f"bench-{module.replace('.', '-')}-{i}",
+                                                            "namespace": "default"},
+                                               "data": {"i": str(i)}}}  # fmt: skip
+        if module == "kubernetes.core.k8s":
+            args["apply"] = True
+        tasks.append({"name": f"task {i}", module: args})
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": tasks or [{"name": "nothing", "ansible.builtin.meta": "noop"}],
+            "module_defaults": {"group/kubesphere.installer.k8s": {"kubeconfig": str(kubeconfig)}},
+        }
+    ]
+    path = work / f"play-{module}-{n}.yml"
+    path.write_text(yaml.safe_dump(play))
+    exe = Path(sys.executable).with_name("ansible-playbook")
+    t0 = time.monotonic()
+    subprocess.run(
+        [str(exe), "-i", "localhost,", "-c", "local", str(path)], check=True, capture_output=True, cwd=REPO
+    )
+    return time.monotonic() - t0
+
+
+def measure_task_overhead(info: ClusterInfo, work: Path) -> dict[str, Any]:
+    empty = min(_play(work, info.kubeconfig, "none", 0) for _ in range(2))
+    out: dict[str, Any] = {"empty_play_seconds": round(empty, 2), "tasks_per_play": TASKS}
+    for module, key in (
+        ("kubernetes.core.k8s", "kubernetes_core_k8s"),
+        ("kubesphere.installer.apply", "batch_apply"),
+    ):
+        best = min(_play(work, info.kubeconfig, module, TASKS) for _ in range(2))
+        out[f"{key}_per_task_seconds"] = round((best - empty) / TASKS, 3)
+    out["per_task_overhead_ratio"] = round(
+        out["kubernetes_core_k8s_per_task_seconds"] / out["batch_apply_per_task_seconds"], 1
+    )
+    return out
+
+
+def _fresh_cluster(work: Path, name: str) -> tuple[LocalCluster, ClusterInfo]:
+    cluster = LocalCluster(state=work / name)
+    return cluster, cluster.up(log=False, real_node=False)
 
 
 def run() -> dict[str, Any]:
     ensure_binaries()
-    info = LocalCluster().up(log=False)
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    logs = Path(os.environ.get("TMPDIR", "/tmp")) / f"{ns}-operator.log"
-    api = kube.api_client(info.kubeconfig)
-    core = client.CoreV1Api(api)
-    custom = client.CustomObjectsApi(api)
-    kube.apply_crd(api, CRD)
-    core.create_namespace({"metadata": {"name": ns}})
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        spec = {"probe": {n: {"enabled": True, "namespace": ns} for n in ("alpha", "beta", "gamma")}}
-        spec["probe"]["delta"] = {"enabled": False, "namespace": ns}
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, PLURAL,
-            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ClusterConfiguration",
-             "metadata": {"name": "ks-installer"}, "spec": spec},
-        )  # fmt: skip
-
-        def get() -> dict[str, Any]:
-            obj: dict[str, Any] = custom.get_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, "ks-installer"
-            )
-            return obj
-
-        def ready() -> bool:
-            cc = get()
-            conds = {c["type"]: c for c in (cc.get("status") or {}).get("conditions") or []}
-            r = conds.get("Ready", {})
-            return r.get("status") == "True" and r.get("observedGeneration") == cc["metadata"]["generation"]
-
-        # Full install, sampling the operator's peak RSS.
-        port = free_port()
-        t0 = time.monotonic()
-        op = _start(info.kubeconfig, ns, logs, port)
-        procs.append(op)
-        _wait(ready, "full install")
-        full_install = time.monotonic() - t0
-        peak_rss = _vm(op.pid, "VmHWM")
-        one_run = get()["status"]["components"]["gamma"]["lastRunSeconds"]
-
-        # No-op reconcile: restart on the Ready CR.
-        op.send_signal(signal.SIGTERM)
-        op.wait(60)
-        rv_before = get()["metadata"]["resourceVersion"]
-        port = free_port()
-        offset = logs.stat().st_size
-        t0 = time.monotonic()
-        op = _start(info.kubeconfig, ns, logs, port)
-        procs.append(op)
-        _wait(lambda: "nothing to do" in logs.read_text()[offset:], "no-op reconcile")
-        noop = time.monotonic() - t0
-        time.sleep(3)
-        writes = _writes(port)
-        rv_after = get()["metadata"]["resourceVersion"]
-
-        # Toggle one component on.
-        t0 = time.monotonic()
-        subprocess.run(
-            [str(ensure_binaries()["kubectl"]), f"--kubeconfig={info.kubeconfig}", "patch", f"-n{ns}", "cc",
-             "ks-installer", "--type=json", "-p",
-             json.dumps([{"op": "replace", "path": "/spec/probe/delta/enabled", "value": True}])],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        _wait(lambda: (get()["status"]["components"].get("delta") or {}).get("state") == "Enabled", "toggle")
-        toggle = time.monotonic() - t0
-        delta_run = get()["status"]["components"]["delta"]["lastRunSeconds"]
-
-        bare = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import kubernetes, ansible_runner, prometheus_client, yaml, time; time.sleep(3)",
-            ]
-        )
-        time.sleep(2)
-        bare_rss = _vm(bare.pid, "VmHWM")
-        bare.wait()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-        core.delete_namespace(ns)
-        api.close()
-    return {
+    work = Path(tempfile.mkdtemp(prefix="ks-bench-installer-"))
+    result: dict[str, Any] = {
         "benchmark": "installer",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count()},
-        "components": 3,
-        "full_install_seconds": round(full_install, 2),
-        "noop_reconcile_seconds": round(noop, 2),
-        "noop_api_writes": {k: v for k, v in writes.items()},
-        "noop_status_or_event_writes": writes.get("status", 0) + writes.get("event", 0),
-        "noop_resource_version_unchanged": rv_before == rv_after,
-        "one_component_playbook_seconds": one_run,
-        "noop_vs_one_playbook_ratio": round(noop / one_run, 2),
-        "toggle_to_enabled_seconds": round(toggle, 2),
-        "toggle_component_playbook_seconds": delta_run,
-        "toggle_overhead_seconds": round(toggle - delta_run, 2),
-        "operator_peak_rss_mib": round(peak_rss, 1),
-        "bare_interpreter_same_imports_rss_mib": round(bare_rss, 1),
-        "operator_vs_bare_rss_ratio": round(peak_rss / bare_rss, 2),
+        "components": ["core", "redis (HA)", "openldap", "minio", "jenkins", "devops", "monitoring"],
     }
+    try:
+        cluster, info = _fresh_cluster(work, "install")
+        try:
+            result.update(measure_operator(info, work))
+            result.update(measure_task_overhead(info, work))
+        finally:
+            cluster.down()
+        batches = _record(work / "record.jsonl")
+        cluster, info = _fresh_cluster(work, "floor")
+        try:
+            kube.apply_crd(kube.api_client(info.kubeconfig), CRD)
+            result.update(measure_floor(info, batches))
+        finally:
+            cluster.down()
+        result["install_vs_floor_ratio"] = round(result["full_install_seconds"] / result["floor_seconds"], 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
 
 
 def main() -> None:

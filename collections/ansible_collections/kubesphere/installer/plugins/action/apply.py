@@ -11,6 +11,8 @@ once by the playbook process and each task's worker inherits it.  Documentation:
 from __future__ import annotations
 
 import copy
+import json
+import os
 from typing import Any
 
 import yaml
@@ -165,7 +167,35 @@ class ActionModule(ActionBase):
             results.append({**_summary(live, method), "object": live})
         if params["wait"] and not check_mode:
             batch.wait_ready(objects, condition=params["wait_condition"])
+        if not check_mode:
+            self._record(params, objects)
         return results
+
+    def _record(self, params: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+        """With $KS_APPLY_RECORD set, append this batch to that file (JSON lines; Secret values masked).
+
+        ``make bench-installer`` replays the record with plain server-side applies to measure
+        the floor an install is compared with.
+        """
+        path = os.environ.get("KS_APPLY_RECORD")
+        if not path:
+            return
+        masked = [_masked(o) for o in objects]
+        line = {"task": self._task.get_name(), "state": params["state"], "wait": params["wait"],
+                "wait_condition": params["wait_condition"], "field_manager": params["field_manager"],
+                "objects": masked}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, default=str) + "\n")
+
+
+def _masked(obj: dict[str, Any]) -> dict[str, Any]:
+    if obj.get("kind") != "Secret":
+        return obj
+    out = copy.deepcopy(obj)
+    for field in ("data", "stringData"):
+        if isinstance(out.get(field), dict):
+            out[field] = {k: "x" * len(str(v)) if field == "stringData" else "eA==" for k, v in out[field].items()}
+    return out
 
 
 def _summary(obj: dict[str, Any], method: str) -> dict[str, Any]:

@@ -74,6 +74,22 @@ def quantity(value: Any) -> float:
         raise AnsibleFilterError(f"quantity: not a Kubernetes quantity: {value!r}") from exc
 
 
+def claim_shapes(templates: Any) -> list[list[Any]]:
+    """``[name, size in bytes, storageClassName]`` of each volume claim template.
+
+    What a role sets in a StatefulSet's ``volumeClaimTemplates`` (which cannot change in
+    place), comparable between a rendered template and the live object, whose templates
+    carry server defaults besides.
+    """
+    shapes = []
+    for t in templates or []:
+        spec = t.get("spec") or {}
+        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+        shapes.append([(t.get("metadata") or {}).get("name"), quantity(size) if size else None,
+                       spec.get("storageClassName") or ""])
+    return shapes
+
+
 def desired_components(spec: Any, table: str | None = None) -> list[dict[str, Any]]:
     """Components the spec switches on (and what they need), in install order.
 
@@ -113,6 +129,7 @@ class FilterModule:
             "image_ref": image_ref,
             "spec_get": spec_get,
             "quantity": quantity,
+            "claim_shapes": claim_shapes,
             "desired_components": desired_components,
             "all_components": all_components,
         }

@@ -410,7 +410,8 @@ class Batch:
                 live = self.get(obj)
                 if live is None:
                     return "not found"
-                failed = job_failed(live) if not condition else None
+                # A failed Job never completes: unless the wait is for that very failure, stop.
+                failed = None if (condition or {}).get("type") == "Failed" else job_failed(live)
                 if failed:
                     raise BatchError(f"{ref(obj)}: {failed}")
                 return not_ready(live, condition)

@@ -18,7 +18,7 @@ description:
     exist), or by O(wait_condition).
   - Objects of a CustomResourceDefinition applied earlier in the same batch wait until it
     is served.
-  - Runs in the controller as an action plugin: a task costs no module start-up, which is
+  - Runs in the controller as an action plugin, so a task costs no module start-up, which is
     what makes a role of many objects fast. The installer's playbooks target the controller
     (C(localhost)); the module cannot run on another host.
   - O(state=patched) sends a JSON merge patch of the given fields of existing objects;
@@ -27,7 +27,7 @@ description:
   - In check mode every write is a server-side dry run; C(changed) says what a real run
     would change.
   - Accepts kubernetes.core's authentication options; C(module_defaults) for
-    C(group/kubernetes.core.k8s) apply to it.
+    C(group/kubesphere.installer.k8s) apply to it (and to every kubernetes.core module).
 
 version_added: 0.2.0
 
@@ -64,8 +64,8 @@ options:
     type: str
   name:
     description:
-      - Names of objects of O(kind) (in O(namespace)); each object is O(definition) (if given:
-        one object, e.g. the fields to patch) with that kind and name.
+      - Names of objects of O(kind) (in O(namespace)). Each object is O(definition) (when given,
+        one object, such as the fields to patch) with that kind and name.
     type: list
     elements: str
   namespace:

@@ -7,11 +7,11 @@
 DOCUMENTATION = r"""
 module: info
 
-short_description: Read Kubernetes objects in the controller, optionally waiting for one to be ready
+short_description: Read Kubernetes objects in the controller, optionally waiting until one is ready
 
 description:
   - The reads of C(kubernetes.core.k8s_info) the installer's roles make (one object by name, or
-    the objects of a kind matching label selectors), as an action plugin: no module start-up.
+    the objects of a kind matching label selectors), as an action plugin, without a module start-up.
   - With O(wait) and O(name), waits until the object is ready by the rules of
     M(kubesphere.installer.apply) (or O(wait_condition)); a Job that failed ends the wait at once.
   - Never changes anything; runs in check mode as in a real run.

@@ -1,0 +1,170 @@
+"""The apply action's engine, pure parts: documents, readiness rules, change detection, waits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible_collections.kubesphere.installer.plugins.action.apply import _masked
+from ansible_collections.kubesphere.installer.plugins.module_utils import batch
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import BatchError
+
+
+def deployment(want: int = 2, **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "n", "generation": 3},
+        "spec": {"replicas": want},
+        "status": status,
+    }
+
+
+def test_documents_open_lists_and_drop_empty_documents() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "b"}}
+    listed = {"apiVersion": "v1", "kind": "List", "items": [sa]}
+    assert batch.documents([None, cm, listed, [cm]]) == [cm, sa, cm]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"kind": "ConfigMap", "metadata": {"name": "a"}}, "no apiVersion"),
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}, "ConfigMap has no metadata.name"),
+        ("text", "is a str, not an object"),
+    ],
+)
+def test_documents_refuse_what_is_not_an_object(doc: Any, message: str) -> None:
+    with pytest.raises(BatchError, match=message):
+        batch.documents([doc])
+
+
+def test_deployment_is_ready_once_every_replica_of_the_latest_spec_is_available() -> None:
+    assert batch.not_ready(deployment(observedGeneration=2, replicas=2, availableReplicas=2)) == (
+        "the controller has not seen the latest spec"
+    )
+    assert batch.not_ready(deployment(observedGeneration=3, replicas=2, availableReplicas=1)) == (
+        "1/2 replicas available"
+    )
+    assert batch.not_ready(deployment(observedGeneration=3, replicas=2, availableReplicas=2)) is None
+    # Scaled to zero: ready with no replicas at all.
+    assert batch.not_ready(deployment(0, observedGeneration=3)) is None
+
+
+def test_statefulset_rolling_update_waits_for_the_update_revision() -> None:
+    sts = {
+        "kind": "StatefulSet",
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 1, "updateStrategy": {"type": "RollingUpdate"}},
+        "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                   "currentRevision": "a", "updateRevision": "b"},
+    }  # fmt: skip
+    assert batch.not_ready(sts) == "1/1 replicas updated"
+    sts["status"]["currentRevision"] = "b"
+    assert batch.not_ready(sts) is None
+
+
+def test_daemonset_and_pod_rules() -> None:
+    ds = {"kind": "DaemonSet", "metadata": {"generation": 1},
+          "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3,
+                     "numberReady": 2}}  # fmt: skip
+    assert batch.not_ready(ds) == "2/3 pods ready"
+    ds["status"]["numberReady"] = 3
+    assert batch.not_ready(ds) is None
+    pod = {
+        "kind": "Pod",
+        "status": {"phase": "Running", "containerStatuses": [{"ready": True}, {"ready": False}]},
+    }
+    assert batch.not_ready(pod) == "phase Running, containers not ready"
+
+
+def test_conditions_crds_and_custom_ones() -> None:
+    crd = {
+        "kind": "CustomResourceDefinition",
+        "status": {
+            "conditions": [
+                {"type": "Established", "status": "False", "reason": "Installing", "message": "not yet"}
+            ]
+        },
+    }
+    assert batch.not_ready(crd) == "condition Established is False (Installing: not yet)"
+    crd["status"]["conditions"][0]["status"] = "True"
+    assert batch.not_ready(crd) is None
+    # A custom condition replaces the kind's rule; "true" is accepted for "True".
+    anything = {"kind": "Widget", "status": {"conditions": [{"type": "Synced", "status": "True"}]}}
+    assert batch.not_ready(anything, {"type": "Synced", "status": "true"}) is None
+    assert batch.not_ready(anything, {"type": "Healthy"}) == "no condition Healthy yet"
+    assert batch.not_ready({"kind": "ConfigMap"}) is None  # exists: ready
+
+
+def test_a_failed_job_is_reported_not_waited_out() -> None:
+    job = {
+        "kind": "Job",
+        "status": {
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "6 tries"}
+            ]
+        },
+    }
+    assert batch.job_failed(job) == "failed: BackoffLimitExceeded 6 tries"
+    assert batch.job_failed({"kind": "Job", "status": {}}) is None
+
+
+def test_a_dry_run_answer_equal_but_for_server_fields_is_no_change() -> None:
+    before = {"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1", "managedFields": [1]},
+              "data": {"x": "1"}}  # fmt: skip
+    same = {"kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1", "managedFields": [2]},
+            "data": {"x": "1"}}  # fmt: skip
+    other = {**same, "data": {"x": "2"}}
+    assert batch.same_object(before, same)
+    assert not batch.same_object(before, other)
+    assert not batch.same_object(None, same)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def test_wait_all_polls_quickly_first_then_at_the_cap_and_names_the_laggards() -> None:
+    clock = FakeClock()
+    ready_at = {"a": 0.5, "b": 1e9}
+    checks = {k: (lambda k=k: None if clock.now >= ready_at[k] else f"{k} not yet") for k in ready_at}
+    with pytest.raises(BatchError, match=r"not ready after 5 s: b: b not yet$"):
+        batch.wait_all(dict(checks), timeout=5, sleep=2, clock=clock, pause=clock.pause)
+    assert clock.pauses[:4] == [0.2, 0.4, 0.8, 1.6]
+    assert max(clock.pauses) == 2
+
+
+def test_wait_all_returns_once_every_check_passes() -> None:
+    clock = FakeClock()
+    calls = {"a": 0}
+
+    def a() -> str | None:
+        calls["a"] += 1
+        return None if calls["a"] >= 3 else "no"
+
+    batch.wait_all({"a": a}, timeout=60, sleep=2, clock=clock, pause=clock.pause)
+    assert calls["a"] == 3
+    assert clock.now == pytest.approx(0.6)
+
+
+def test_recorded_secrets_carry_no_values() -> None:
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "data": {"k": "c2VjcmV0"},
+        "stringData": {"p": "pw"},
+    }
+    masked = _masked(secret)
+    assert "c2VjcmV0" not in str(masked) and "pw" not in str(masked.get("stringData"))
+    assert masked["data"].keys() == {"k"} and secret["data"]["k"] == "c2VjcmV0"
