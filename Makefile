@@ -93,8 +93,8 @@ bench-cluster: setup ## cluster benchmark, JSON under bench/results/
 clean: cluster-down ## remove local state (keeps the binary cache)
 	rm -rf .local
 
-bench-installer: setup ## operator benchmark (no-op reconcile, toggle latency, peak RSS)
-	$(PY) -m bench.installer
+bench-installer: setup ## full install of every component vs the server-side-apply floor, toggle, no-op, RSS, per-task cost
+	PYTHONPATH=collections $(PY) -m bench.installer
 
 bench-controllers: setup ## controller-manager benchmark (1,000 users vs bcrypt floor, 500 namespaces, RSS)
 	$(PY) -m bench.controllers

@@ -283,9 +283,19 @@ def _play(work: Path, kubeconfig: Path, module: str, n: int) -> float:
     path.write_text(yaml.safe_dump(play))
     exe = Path(sys.executable).with_name("ansible-playbook")
     t0 = time.monotonic()
-    subprocess.run(
-        [str(exe), "-i", "localhost,", "-c", "local", str(path)], check=True, capture_output=True, cwd=REPO
-    )
+    cmd = [
+        str(exe),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(path),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"{path.name} failed:\n{done.stdout[-2000:]}")
     return time.monotonic() - t0
 
 
@@ -321,8 +331,8 @@ def run() -> dict[str, Any]:
     try:
         cluster, info = _fresh_cluster(work, "install")
         try:
-            result.update(measure_operator(info, work))
             result.update(measure_task_overhead(info, work))
+            result.update(measure_operator(info, work))
         finally:
             cluster.down()
         batches = _record(work / "record.jsonl")

@@ -162,6 +162,8 @@ class ActionModule(ActionBase):
             if params["wait"] and deleted and not check_mode:
                 batch.wait_gone(deleted)
             return results
+        if state == "present":
+            batch.prefetch(objects)
         for obj in objects:
             method, live = (batch.patch if state == "patched" else batch.apply)(obj)
             results.append({**_summary(live, method), "object": live})

@@ -247,6 +247,8 @@ class Batch:
         self.sleep = sleep
         # CRDs this batch applied, by (group, kind): their objects may follow in the same batch.
         self._crds: dict[tuple[str, str], Obj] = {}
+        # Live objects read ahead by one list call per kind and namespace (see prefetch).
+        self._known: dict[tuple[str, str, str], dict[str, Obj]] = {}
 
     @classmethod
     def connect(cls, params: dict[str, Any], *, dry_run: bool, field_manager: str = "ks-installer",
@@ -328,12 +330,41 @@ class Batch:
         name, namespace = self._place(res, obj)
         return self._call(ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True)
 
+    def prefetch(self, objs: list[Obj], *, at_least: int = 3) -> None:
+        """Read the live state of many objects of one kind with one list call instead of a get each.
+
+        Only kinds the cluster serves already (a CRD of the same batch is not there yet) and
+        groups of ``at_least`` objects; ``apply`` falls back to a get for the rest.
+        """
+        groups: dict[tuple[str, str, str], int] = {}
+        for obj in objs:
+            key = (obj["apiVersion"], obj["kind"], (obj.get("metadata") or {}).get("namespace") or self.namespace or "")
+            groups[key] = groups.get(key, 0) + 1
+        for (api_version, kind, namespace), count in groups.items():
+            if count < at_least:
+                continue
+            try:
+                res = self.client.resource(kind, api_version)
+            except ResourceNotFoundError:
+                continue
+            items = self.list(api_version, kind, namespace=namespace or None, selectors=[])
+            ns_key = namespace if res.namespaced else ""
+            self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
+
+    def _before(self, res: Any, obj: Obj) -> Obj | None:
+        meta = obj.get("metadata") or {}
+        ns_key = (meta.get("namespace") or "") if res.namespaced else ""
+        known = self._known.get((obj["apiVersion"], obj["kind"], ns_key))
+        if known is not None:
+            return known.get(meta["name"])
+        return self.get(obj)
+
     # -- writes ----------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> tuple[str, Obj]:
         """Server-side apply; (method, object as the server answered)."""
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
-        before = self.get(obj)
+        before = self._before(res, obj)
         after = self._must(
             ref(obj),
             self.client.client.server_side_apply,
