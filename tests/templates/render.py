@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -105,6 +106,11 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
 
 @cache
 def _setup() -> DataLoader:
+    # Ansible resolves `kubesphere.installer.*` filters through its own collection loader,
+    # which must own the `ansible_collections` package (pytest's pythonpath imported it as a
+    # plain namespace package for the unit tests of the plugins: those modules stay usable).
+    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
+        del sys.modules[name]
     _AnsibleCollectionFinder(paths=[str(REPO / "collections")])._install()
     return DataLoader()
 

@@ -157,15 +157,19 @@ def _keys(node: Any, where: str) -> Iterator[str]:
             yield from _keys(value, f"{where}[{i}]")
 
 
-def spec_problems(spec: Any) -> list[str]:
-    """Every problem of ``spec``, each naming its field (``spec.local_registry is not ...``)."""
-    if not isinstance(spec, dict):
-        return ["spec: is not a mapping"]
-    problems = list(dict.fromkeys(_keys(spec, "")))
+def format_problems(spec: Any) -> list[str]:
+    """Values that do not have their ``FORMATS`` format (the CRD refuses these too)."""
+    problems = []
     for path, fmt in FORMATS.items():
         for where, value in _at(spec, path):
             if value is not None and (problem := fmt.problem(value)):
                 problems.append(f"spec.{where}: {problem}")
+    return problems
+
+
+def key_problems(spec: Any) -> list[str]:
+    """Mapping keys no schema checks: label keys of node selectors, and a bound on every key."""
+    problems = list(_keys(spec, ""))
     for path in LABEL_KEYS:
         for where, mapping in _at(spec, path):
             if isinstance(mapping, dict):
@@ -174,7 +178,14 @@ def spec_problems(spec: Any) -> list[str]:
                         len(key) <= _LABEL_KEY_MAX and re.search(f"^({LABEL_KEY})$", key)
                     ):
                         problems.append(f"spec.{where}: a key is not a label key (prefix/name)")
-    return list(dict.fromkeys(problems))
+    return problems
+
+
+def spec_problems(spec: Any) -> list[str]:
+    """Every problem of ``spec``, each naming its field (``spec.local_registry: is not ...``)."""
+    if not isinstance(spec, dict):
+        return ["spec: is not a mapping"]
+    return list(dict.fromkeys(key_problems(spec) + format_problems(spec)))
 
 
 class FilterModule:
