@@ -37,17 +37,35 @@ def test_the_crd_carries_the_same_format(path: str) -> None:
         ({"local_registry": "reg.io\n  workingDir: /"}, "spec.local_registry: is not a registry"),
         ({"local_registry": "r" * 300}, "spec.local_registry: is longer than 255 characters"),
         ({"namespace_override": "Mirror"}, "spec.namespace_override: is not a repository namespace"),
-        ({"persistence": {"storageClass": "fast ssd"}}, "spec.persistence.storageClass: is not a StorageClass"),
-        ({"authentication": {"loginHistoryRetentionPeriod": "7 days"}}, "loginHistoryRetentionPeriod: is not a duration"),
-        ({"common": {"monitoring": {"endpoint": "prometheus:9090"}}}, "spec.common.monitoring.endpoint: is not an http(s) URL"),
+        (
+            {"persistence": {"storageClass": "fast ssd"}},
+            "spec.persistence.storageClass: is not a StorageClass",
+        ),
+        (
+            {"authentication": {"loginHistoryRetentionPeriod": "7 days"}},
+            "loginHistoryRetentionPeriod: is not a duration",
+        ),
+        (
+            {"common": {"monitoring": {"endpoint": "prometheus:9090"}}},
+            "spec.common.monitoring.endpoint: is not an http(s) URL",
+        ),
         ({"common": {"redis": {"volumeSize": "2 Gi"}}}, "spec.common.redis.volumeSize: is not a quantity"),
         ({"devops": {"jenkinsCpuReq": [1]}}, "spec.devops.jenkinsCpuReq: is not a string"),
-        ({"devops": {"nodeSelector": {"disk": "fast ssd"}}}, "spec.devops.nodeSelector.disk: is not a label value"),
-        ({"devops": {"nodeSelector": {"disk type": "ssd"}}}, "spec.devops.nodeSelector: a key is not a label key"),
-        ({"authentication": {"oauthOptions": {"k" * 300: 1}}}, "spec.authentication.oauthOptions: a key is longer"),
+        (
+            {"devops": {"nodeSelector": {"disk": "fast ssd"}}},
+            "spec.devops.nodeSelector.disk: is not a label value",
+        ),
+        (
+            {"devops": {"nodeSelector": {"disk type": "ssd"}}},
+            "spec.devops.nodeSelector: a key is not a label key",
+        ),
+        (
+            {"authentication": {"oauthOptions": {"k" * 300: 1}}},
+            "spec.authentication.oauthOptions: a key is longer",
+        ),
         ({"common": {"core": {"tolerations": [{"key\n": "x"}]}}}, "spec.common.core.tolerations[0]: a key"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_value_is_named_by_its_path(spec: dict[str, Any], problem: str) -> None:
     problems = spec_problems(spec)
     assert any(problem in p for p in problems), problems
@@ -55,9 +73,14 @@ def test_a_bad_value_is_named_by_its_path(spec: dict[str, Any], problem: str) ->
 
 
 def test_the_samples_have_no_problems() -> None:
-    for sample in (REPO / "deploy" / "cluster-configuration.yaml", REPO / "tests/installer/fixtures/ks-installer-v3.4.1-sample.yaml"):
+    for sample in (
+        REPO / "deploy" / "cluster-configuration.yaml",
+        REPO / "tests/installer/fixtures/ks-installer-v3.4.1-sample.yaml",
+    ):
         assert spec_problems(yaml.safe_load(sample.read_text())["spec"]) == [], sample
-    group_vars = yaml.safe_load((REPO / "inventory/sample/group_vars/all/cluster-configuration.yml").read_text())
+    group_vars = yaml.safe_load(
+        (REPO / "inventory/sample/group_vars/all/cluster-configuration.yml").read_text()
+    )
     assert spec_problems(group_vars["ks_spec"]) == []
 
 
@@ -74,7 +97,7 @@ def test_the_samples_have_no_problems() -> None:
         ("common.s3.endpoint", "https://s3.us-east-1.amazonaws.com"),
         ("monitoring.prometheus.retention", "1y2w"),
     ],
-)  # fmt: skip
+)
 def test_good_values_pass(path: str, value: str) -> None:
     spec: dict[str, Any] = {}
     node = spec

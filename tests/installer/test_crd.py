@@ -11,9 +11,8 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from kubernetes import client
-
 from ansible_collections.kubesphere.installer.plugins.filter.spec import format_problems
+from kubernetes import client
 
 from tests.conftest import Cluster
 from tests.helpers import kubectl
@@ -271,7 +270,9 @@ def test_hostile_values_are_refused_where_the_formats_say(
             body = {"spec": with_value({}, field.path, field.wrap(value))}
             refused = bool(format_problems(body["spec"]))
             try:
-                api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME, body, dry_run="All")
+                api.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, NAME, body, dry_run="All"
+                )
             except client.ApiException as exc:
                 if exc.status != 422:
                     raise

@@ -37,7 +37,10 @@ def test_sample_spec_passes(run_role: RoleRunner) -> None:
             {"authentication": {"oauthOptions": {"k" * 2000: "v"}}},
             "spec.authentication.oauthOptions: a key is longer than 253 characters",
         ),
-        ({"common": {"core": {"nodeSelector": {"disk type": "ssd"}}}}, "spec.common.core.nodeSelector: a key is not"),
+        (
+            {"common": {"core": {"nodeSelector": {"disk type": "ssd"}}}},
+            "spec.common.core.nodeSelector: a key is not",
+        ),
     ],
 )
 def test_bad_specs_fail_with_an_actionable_message(

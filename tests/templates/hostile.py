@@ -8,8 +8,7 @@ cluster test that patches a ClusterConfiguration with each value (tests/installe
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 HOSTILE: dict[str, str] = {
@@ -26,46 +25,48 @@ HOSTILE: dict[str, str] = {
 }
 
 
-def _same(value: str) -> Any:
-    return value
-
-
 @dataclass(frozen=True)
 class Field:
-    """``path`` of the spec (dotted); ``wrap`` turns the string into what is set there (the
-    string as a key of a mapping, or inside a toleration)."""
+    """A spec string at dotted ``path``; ``kind`` says where the string goes there: the value
+    itself, a value or a key of the mapping at ``path``, or a toleration's key."""
 
     path: str
     probe: str
     roles: tuple[str, ...]
-    wrap: Callable[[str], Any] = field(default=_same)
-    label: str = ""
+    kind: str = "value"  # value | map-value | map-key | toleration
 
     @property
     def id(self) -> str:
-        return self.label or self.path
+        suffix = {"value": "", "map-value": ".<value>", "map-key": ".<key>", "toleration": "[].key"}
+        return self.path + suffix[self.kind]
 
-
-def _key(value: str) -> dict[str, str]:
-    return {value: "probe"}
-
-
-def _toleration(value: str) -> list[dict[str, str]]:
-    return [{"key": value, "operator": "Exists", "effect": "NoSchedule"}]
+    def wrap(self, value: str) -> Any:
+        """What is set at ``path`` for the string ``value``."""
+        if self.kind == "map-value":
+            return {"probe": value}
+        if self.kind == "map-key":
+            return {value: "probe"}
+        if self.kind == "toleration":
+            return [{"key": value, "operator": "Exists", "effect": "NoSchedule"}]
+        return value
 
 
 IMAGES = ("ks_core", "redis", "openldap", "minio", "jenkins", "devops", "monitoring")
+PVCS = ("redis", "openldap", "minio", "jenkins", "monitoring")
+DEVOPS = ("devops", "jenkins")
+NODE = "probe-node-value"
+LABEL_KEY = "probe.example/key"
 
 FIELDS: list[Field] = [
     Field("local_registry", "probe-registry.example:5000", IMAGES),
     Field("namespace_override", "probe-mirror", IMAGES),
-    Field("persistence.storageClass", "probe-class", ("redis", "openldap", "minio", "jenkins", "monitoring")),
+    Field("persistence.storageClass", "probe-class", PVCS),
     Field("monitoring.storageClass", "probe-monitoring-class", ("monitoring",)),
     Field("authentication.adminPassword", "Probe-Passw0rd", ("ks_core",)),
     Field("authentication.authenticateRateLimiterDuration", "1717m0s", ("ks_core",)),
     Field("authentication.loginHistoryRetentionPeriod", "1717h", ("ks_core",)),
-    Field("authentication.oauthOptions", "probe-oauth-value", ("ks_core",), lambda v: {"probeOption": v}, "authentication.oauthOptions.<value>"),
-    Field("authentication.oauthOptions", "probeOauthKey", ("ks_core",), _key, "authentication.oauthOptions.<key>"),
+    Field("authentication.oauthOptions", "probe-oauth-value", ("ks_core",), "map-value"),
+    Field("authentication.oauthOptions", "probeOauthKey", ("ks_core",), "map-key"),
     Field("common.monitoring.endpoint", "http://probe-prometheus.example:9090", ("ks_core",)),
     Field("common.s3.endpoint", "https://probe-s3.example", ("ks_core", "devops")),
     Field("common.s3.region", "probe-region-1", ("devops",)),
@@ -78,16 +79,16 @@ FIELDS: list[Field] = [
     Field("devops.jenkinsVolumeSize", "1717Gi", ("jenkins",)),
     Field("devops.jenkinsMemoryReq", "1717Mi", ("jenkins",)),
     Field("devops.jenkinsCpuLim", "1717m", ("jenkins",)),
-    Field("common.core.nodeSelector", "probe-node-value", ("ks_core",), lambda v: {"probe": v}, "common.core.nodeSelector.<value>"),
-    Field("common.core.nodeSelector", "probe.example/key", ("ks_core",), _key, "common.core.nodeSelector.<key>"),
-    Field("common.core.tolerations", "probe-taint", ("ks_core",), _toleration, "common.core.tolerations[].key"),
-    Field("common.redis.nodeSelector", "probe-node-value", ("redis",), lambda v: {"probe": v}, "common.redis.nodeSelector.<value>"),
-    Field("common.openldap.nodeSelector", "probe-node-value", ("openldap",), lambda v: {"probe": v}, "common.openldap.nodeSelector.<value>"),
-    Field("common.minio.nodeSelector", "probe-node-value", ("minio",), lambda v: {"probe": v}, "common.minio.nodeSelector.<value>"),
-    Field("common.minio.tolerations", "probe-taint", ("minio",), _toleration, "common.minio.tolerations[].key"),
-    Field("devops.nodeSelector", "probe-node-value", ("devops", "jenkins"), lambda v: {"probe": v}, "devops.nodeSelector.<value>"),
-    Field("devops.nodeSelector", "probe.example/key", ("devops", "jenkins"), _key, "devops.nodeSelector.<key>"),
-]  # fmt: skip
+    Field("common.core.nodeSelector", NODE, ("ks_core",), "map-value"),
+    Field("common.core.nodeSelector", LABEL_KEY, ("ks_core",), "map-key"),
+    Field("common.core.tolerations", "probe-taint", ("ks_core",), "toleration"),
+    Field("common.redis.nodeSelector", NODE, ("redis",), "map-value"),
+    Field("common.openldap.nodeSelector", NODE, ("openldap",), "map-value"),
+    Field("common.minio.nodeSelector", NODE, ("minio",), "map-value"),
+    Field("common.minio.tolerations", "probe-taint", ("minio",), "toleration"),
+    Field("devops.nodeSelector", NODE, DEVOPS, "map-value"),
+    Field("devops.nodeSelector", LABEL_KEY, DEVOPS, "map-key"),
+]
 
 
 def with_value(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -27,6 +27,9 @@ from installer.runs import dump_unsafe
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
 
+#: A task's `lookup('template', ...)` of an embedded configuration file.
+_LOOKUP = "{{{{ lookup('ansible.builtin.template', '{}') }}}}"
+
 #: Per role: (template, the variables its task sets), in the order the tasks render them.
 #: Values are Ansible expressions, as in the task files.
 RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
@@ -51,12 +54,15 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("bucket-job.yaml.j2", {}),
     ],
     "jenkins": [
-        ("casc-configmap.yaml.j2", {"jenkins_casc": "{{ lookup('ansible.builtin.template', 'casc.yaml.j2') }}"}),
+        (
+            "casc-configmap.yaml.j2",
+            {"jenkins_casc": _LOOKUP.format("casc.yaml.j2")},
+        ),
         ("rbac.yaml.j2", {}),
         ("pvc.yaml.j2", {"jenkins_pvc_size": "{{ jenkins_volume_size }}"}),
         (
             "deployment.yaml.j2",
-            {"jenkins_casc": "{{ lookup('ansible.builtin.template', 'casc.yaml.j2') }}"},
+            {"jenkins_casc": _LOOKUP.format("casc.yaml.j2")},
         ),
         ("service.yaml.j2", {}),
     ],
@@ -64,13 +70,13 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("rbac.yaml.j2", {}),
         (
             "configmap.yaml.j2",
-            {"devops_config": "{{ lookup('ansible.builtin.template', 'kubesphere.yaml.j2') }}"},
+            {"devops_config": _LOOKUP.format("kubesphere.yaml.j2")},
         ),
         *[
             (
                 "deployment.yaml.j2",
                 {
-                    "devops_config": "{{ lookup('ansible.builtin.template', 'kubesphere.yaml.j2') }}",
+                    "devops_config": _LOOKUP.format("kubesphere.yaml.j2"),
                     "devops_app": app,
                     "devops_image": app.replace("-", "_"),
                     "devops_replicas": f"{{{{ {app.replace('-', '_')}_replicas }}}}",
@@ -90,18 +96,29 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("kube-state-metrics-service.yaml.j2", {}),
         ("kube-state-metrics-deployment.yaml.j2", {}),
         *[
-            (template, {"monitoring_prometheus_config": "{{ lookup('ansible.builtin.template', 'prometheus.yaml.j2') }}"})
-            for template in ("prometheus-configmap.yaml.j2", "prometheus-services.yaml.j2", "prometheus-statefulset.yaml.j2")
+            (
+                template,
+                {"monitoring_prometheus_config": _LOOKUP.format("prometheus.yaml.j2")},
+            )
+            for template in (
+                "prometheus-configmap.yaml.j2",
+                "prometheus-services.yaml.j2",
+                "prometheus-statefulset.yaml.j2",
+            )
         ],
         *[
             (
                 template,
-                {"monitoring_alertmanager_config": "{{ lookup('ansible.builtin.template', 'alertmanager.yaml.j2') }}"},
+                {"monitoring_alertmanager_config": _LOOKUP.format("alertmanager.yaml.j2")},
             )
-            for template in ("alertmanager-secret.yaml.j2", "alertmanager-services.yaml.j2", "alertmanager-statefulset.yaml.j2")
+            for template in (
+                "alertmanager-secret.yaml.j2",
+                "alertmanager-services.yaml.j2",
+                "alertmanager-statefulset.yaml.j2",
+            )
         ],
     ],
-}  # fmt: skip
+}
 
 
 @cache
@@ -109,7 +126,9 @@ def _setup() -> DataLoader:
     # Ansible resolves `kubesphere.installer.*` filters through its own collection loader,
     # which must own the `ansible_collections` package (pytest's pythonpath imported it as a
     # plain namespace package for the unit tests of the plugins: those modules stay usable).
-    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
+    for name in [
+        m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")
+    ]:
         del sys.modules[name]
     _AnsibleCollectionFinder(paths=[str(REPO / "collections")])._install()
     return DataLoader()
@@ -120,7 +139,9 @@ def _defaults(role: str) -> dict[str, Any]:
     loader = _setup()
     merged: dict[str, Any] = {}
     for name in ("common", role):
-        merged.update(loader.load_from_file(str(ROLES / name / "defaults" / "main.yml"), trusted_as_template=True))
+        merged.update(
+            loader.load_from_file(str(ROLES / name / "defaults" / "main.yml"), trusted_as_template=True)
+        )
     vars_file = ROLES / role / "vars" / "main.yml"
     if vars_file.is_file():
         merged.update(loader.load_from_file(str(vars_file), trusted_as_template=True))

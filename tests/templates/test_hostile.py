@@ -64,7 +64,9 @@ def test_the_base_spec_is_fine() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "role"), [(f, r) for f in FIELDS for r in f.roles], ids=lambda v: v.id if isinstance(v, Field) else v
+    ("field", "role"),
+    [(f, r) for f in FIELDS for r in f.roles],
+    ids=lambda v: v.id if isinstance(v, Field) else v,
 )
 def test_the_probe_lands_and_changes_nothing_else(field: Field, role: str) -> None:
     assert spec_problems(with_value(BASE, field.path, field.wrap(field.probe))) == []
@@ -91,4 +93,6 @@ def test_a_hostile_value_is_refused_or_lands_verbatim(field: Field, hostile: str
             tuple(_replace(part, field.probe, value) for part in path): _replace(v, field.probe, value)
             for path, v in _probe(field, role).items()
         }
-        assert _flat(role, spec) == expected, f"spec.{field.id} = {hostile} changed more than that value in {role}"
+        assert _flat(role, spec) == expected, (
+            f"spec.{field.id} = {hostile} changed more than that value in {role}"
+        )

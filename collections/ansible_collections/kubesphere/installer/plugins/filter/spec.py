@@ -30,7 +30,7 @@ description:
 # reference grammar of the distribution project.
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})*"
-_DOMAIN_PART = r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_PART = r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _PATH_PART = r"[a-z0-9]+(([._]|__|[-]*)[a-z0-9]+)*"
 REGISTRY = rf"{_DOMAIN_PART}(\.{_DOMAIN_PART})*(:[0-9]+)?(/{_PATH_PART})*/?"
 REPOSITORY_NAMESPACE = rf"{_PATH_PART}(/{_PATH_PART})*"
