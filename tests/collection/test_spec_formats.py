@@ -3,12 +3,15 @@ and ``spec_problems`` names the field of every value it refuses, never the value
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from ansible_collections.kubesphere.installer.plugins.filter.spec import FORMATS, spec_problems
+
+from tests.test_spec_paths import role_spec_paths
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "deploy" / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
@@ -29,6 +32,31 @@ def test_the_crd_carries_the_same_format(path: str) -> None:
     node, fmt = schema_at(path), FORMATS[path]
     assert node.get("pattern") == fmt.pattern, f"spec.{path}: CRD pattern differs from FORMATS"
     assert node.get("maxLength") == fmt.max_length, f"spec.{path}: CRD maxLength differs from FORMATS"
+    assert node.get("enum") == (list(fmt.enum) if fmt.enum else None), f"spec.{path}: CRD enum differs"
+
+
+def _constrained(node: dict[str, Any], path: str) -> Iterator[str]:
+    """Paths under ``node`` whose strings the CRD constrains (``*``: any key of a mapping)."""
+    if node.get("type") not in ("boolean", "integer") and any(
+        k in node for k in ("pattern", "maxLength", "enum")
+    ):
+        yield path
+    for key, child in (node.get("properties") or {}).items():
+        yield from _constrained(child, f"{path}.{key}")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _constrained(node["additionalProperties"], f"{path}.*")
+
+
+def test_every_constrained_string_the_roles_read_has_a_format() -> None:
+    # So that preflight checks a spec from an inventory as the API server checks a CR.
+    constrained: set[str] = set()
+    for path in role_spec_paths():
+        node: dict[str, Any] | None = SPEC_SCHEMA
+        for part in path.split("."):
+            node = (node or {}).get("properties", {}).get(part)
+        if node is not None:
+            constrained |= set(_constrained(node, path))
+    assert constrained - set(FORMATS) == set()
 
 
 @pytest.mark.parametrize(

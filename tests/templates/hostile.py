@@ -33,11 +33,19 @@ class Field:
     path: str
     probe: str
     roles: tuple[str, ...]
-    kind: str = "value"  # value | map-value | map-key | toleration
+    kind: str = "value"  # value | map-value | map-key | toleration | limit
+    #: Leaves the value also switches by design (named by their last key).
+    derived: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        suffix = {"value": "", "map-value": ".<value>", "map-key": ".<key>", "toleration": "[].key"}
+        suffix = {
+            "value": "",
+            "map-value": ".<value>",
+            "map-key": ".<key>",
+            "toleration": "[].key",
+            "limit": ".limits.memory",
+        }
         return self.path + suffix[self.kind]
 
     def wrap(self, value: str) -> Any:
@@ -46,6 +54,8 @@ class Field:
             return {"probe": value}
         if self.kind == "map-key":
             return {value: "probe"}
+        if self.kind == "limit":
+            return {"limits": {"memory": value}}
         if self.kind == "toleration":
             return [{"key": value, "operator": "Exists", "effect": "NoSchedule"}]
         return value
@@ -67,6 +77,13 @@ FIELDS: list[Field] = [
     Field("authentication.loginHistoryRetentionPeriod", "1717h", ("ks_core",)),
     Field("authentication.oauthOptions", "probe-oauth-value", ("ks_core",), "map-value"),
     Field("authentication.oauthOptions", "probeOauthKey", ("ks_core",), "map-key"),
+    Field("common.core.console.type", "LoadBalancer", ("ks_core",)),
+    Field("multicluster.clusterRole", "member", ("ks_core",), derived=("accessTokenMaxAge", "enable")),
+    Field("common.core.apiserver.resources", "1717Mi", ("ks_core",), "limit"),
+    Field("common.core.controllerManager.resources", "1717Mi", ("ks_core",), "limit"),
+    Field("devops.resources", "1717Mi", ("devops",), "limit"),
+    Field("monitoring.prometheus.resources", "1717Mi", ("monitoring",), "limit"),
+    Field("monitoring.alertmanager.resources", "1717Mi", ("monitoring",), "limit"),
     Field("common.monitoring.endpoint", "http://probe-prometheus.example:9090", ("ks_core",)),
     Field("common.s3.endpoint", "https://probe-s3.example", ("ks_core", "devops")),
     Field("common.s3.region", "probe-region-1", ("devops",)),
@@ -78,6 +95,9 @@ FIELDS: list[Field] = [
     Field("common.minio.volumeSize", "1717Mi", ("minio",)),
     Field("devops.jenkinsVolumeSize", "1717Gi", ("jenkins",)),
     Field("devops.jenkinsMemoryReq", "1717Mi", ("jenkins",)),
+    # -XX:MaxRAM in JAVA_TOOL_OPTIONS follows the memory limit.
+    Field("devops.jenkinsMemoryLim", "1717Mi", ("jenkins",), derived=("value",)),
+    Field("devops.jenkinsCpuReq", "1717m", ("jenkins",)),
     Field("devops.jenkinsCpuLim", "1717m", ("jenkins",)),
     Field("common.core.nodeSelector", NODE, ("ks_core",), "map-value"),
     Field("common.core.nodeSelector", LABEL_KEY, ("ks_core",), "map-key"),

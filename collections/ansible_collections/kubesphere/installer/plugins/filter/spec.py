@@ -57,12 +57,15 @@ class Format:
     max_length: int | None
     what: str
     numbers: bool = False
+    enum: tuple[str, ...] | None = None
 
     def problem(self, value: Any) -> str | None:
         if self.numbers and isinstance(value, int | float) and not isinstance(value, bool):
             return None
         if not isinstance(value, str):
             return "is not a string"
+        if self.enum is not None and value not in self.enum:
+            return f"is not one of {', '.join(self.enum)}"
         if self.max_length is not None and len(value) > self.max_length:
             return f"is longer than {self.max_length} characters"
         if self.pattern and not re.search(self.pattern, value):
@@ -73,6 +76,10 @@ class Format:
 def _optional(pattern: str, max_length: int | None, what: str) -> Format:
     """``pattern`` or "" (the default)."""
     return Format(f"^({pattern})?$", max_length, what)
+
+
+def _one_of(*values: str) -> Format:
+    return Format(None, None, "one of " + ", ".join(values), enum=values)
 
 
 _STORAGE_CLASS = _optional(DNS1123_SUBDOMAIN, 253, "a StorageClass name (DNS-1123 subdomain)")
@@ -107,12 +114,37 @@ FORMATS: dict[str, Format] = {
     "devops.jenkinsMemoryReq": _QUANTITY,
     "devops.jenkinsMemoryLim": _QUANTITY,
     "devops.jenkinsVolumeSize": _QUANTITY,
+    "common.core.console.type": _one_of("NodePort", "ClusterIP", "LoadBalancer"),
+    "common.monitoring.type": _one_of("internal", "external"),
+    "multicluster.clusterRole": _one_of("none", "host", "member"),
+    "network.ippool.type": _one_of("none", "calico"),
+    "network.topology.type": _one_of("none", "weave-scope"),
     "common.core.nodeSelector.*": _LABEL_VALUE,
     "common.redis.nodeSelector.*": _LABEL_VALUE,
     "common.openldap.nodeSelector.*": _LABEL_VALUE,
     "common.minio.nodeSelector.*": _LABEL_VALUE,
     "devops.nodeSelector.*": _LABEL_VALUE,
 }  # fmt: skip
+
+#: Whose ``resources`` (limits and requests) the roles read: quantities.
+RESOURCE_OWNERS = (
+    "common.core.apiserver",
+    "common.core.controllerManager",
+    "devops",
+    "monitoring.alertmanager",
+    "monitoring.kube_rbac_proxy",
+    "monitoring.kube_state_metrics",
+    "monitoring.node_exporter",
+    "monitoring.notification_manager",
+    "monitoring.notification_manager.operator",
+    "monitoring.notification_manager.proxy",
+    "monitoring.prometheus",
+    "monitoring.prometheus.adapter",
+    "monitoring.prometheus.operator",
+)
+FORMATS.update(
+    {f"{owner}.resources.{kind}.*": _QUANTITY for owner in RESOURCE_OWNERS for kind in ("limits", "requests")}
+)
 
 #: Mappings whose keys are label keys (a schema cannot check keys).
 LABEL_KEYS = (
