@@ -26,8 +26,8 @@ description:
   - Returns a list of messages naming C(spec.<path>) (never the value); empty when the spec is fine.
 """
 
-# Kubernetes' own formats (k8s.io/apimachinery/pkg/util/validation) and the image
-# reference grammar of the distribution project.
+# The formats Kubernetes validates names with (DNS-1123 labels and subdomains, label keys
+# and values) and the grammar of image references (registry host[:port], path components).
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})*"
 _DOMAIN_PART = r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
