@@ -11,10 +11,12 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from ansible_collections.kubesphere.installer.plugins.filter.spec import format_problems
 from kubernetes import client
 
 from tests.conftest import Cluster
 from tests.helpers import kubectl
+from tests.templates.hostile import FIELDS, HOSTILE, with_value
 
 pytestmark = pytest.mark.cluster
 
@@ -240,3 +242,46 @@ def test_status_is_a_subresource(cluster: Cluster, cc: dict[str, Any], namespace
     )
     assert spec_patch.returncode == 0, spec_patch.stderr
     assert _get(cluster, namespace)["metadata"]["generation"] == generation + 1
+
+
+# The issue's two reports, as users type them: each refused with the field path, nothing stored.
+@pytest.mark.parametrize(
+    "value", ["reg.io\n          workingDir: ", "{{ lookup('pipe','id') }}"], ids=["newline", "jinja"]
+)
+def test_a_registry_that_is_not_a_registry_is_refused(
+    cluster: Cluster, cc: dict[str, Any], namespace: str, value: str
+) -> None:
+    result = _patch(cluster, namespace, [{"op": "replace", "path": "/spec/local_registry", "value": value}])
+    assert result.returncode != 0, result.stdout
+    assert "spec.local_registry" in result.stderr and "should match" in result.stderr, result.stderr
+    assert _get(cluster, namespace)["metadata"]["resourceVersion"] == cc["metadata"]["resourceVersion"]
+
+
+def test_hostile_values_are_refused_where_the_formats_say(
+    cluster: Cluster, cc: dict[str, Any], namespace: str
+) -> None:
+    """Every (field, hostile value) of tests/templates/hostile.py, as a server-side dry run:
+    refused with its field path exactly where ``format_problems`` refuses it (the rest is
+    either taken verbatim, tests/templates/test_hostile.py, or refused by preflight)."""
+    api = _custom(cluster)
+    wrong: list[str] = []
+    for field in FIELDS:
+        for name, value in HOSTILE.items():
+            body = {"spec": with_value({}, field.path, field.wrap(value))}
+            refused = bool(format_problems(body["spec"]))
+            try:
+                api.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, NAME, body, dry_run="All"
+                )
+            except client.ApiException as exc:
+                if exc.status != 422:
+                    raise
+                if not refused:
+                    wrong.append(f"{field.id} = {name}: refused by the API server, accepted by FORMATS")
+                elif f"spec.{field.path}" not in json.loads(exc.body)["message"]:
+                    wrong.append(f"{field.id} = {name}: refused without its field path: {exc.body[:300]}")
+            else:
+                if refused:
+                    wrong.append(f"{field.id} = {name}: accepted by the API server, refused by FORMATS")
+    assert not wrong, "\n".join(wrong)
+    assert _get(cluster, namespace)["metadata"]["resourceVersion"] == cc["metadata"]["resourceVersion"]

@@ -28,13 +28,26 @@ def test_sample_spec_passes(run_role: RoleRunner) -> None:
         ({"devops": {"jenkinsCpuReq": 2, "jenkinsCpuLim": "1"}}, "jenkinsCpuReq (2) is larger"),
         ({"common": {"s3": {"endpoint": "http://s3.local:9000"}}}, "common.s3 is partly set"),
         ({"authentication": {"adminPassword": "short"}}, "adminPassword must be 8 to 64 characters"),
+        # A spec from an inventory meets no CRD: the same formats, and keys no schema can check.
+        (
+            {"local_registry": "reg.io\n          workingDir: /"},
+            "spec.local_registry: is not a registry host[:port][/path]",
+        ),
+        (
+            {"authentication": {"oauthOptions": {"k" * 2000: "v"}}},
+            "spec.authentication.oauthOptions: a key is longer than 253 characters",
+        ),
+        (
+            {"common": {"core": {"nodeSelector": {"disk type": "ssd"}}}},
+            "spec.common.core.nodeSelector: a key is not",
+        ),
     ],
 )
 def test_bad_specs_fail_with_an_actionable_message(
     run_role: RoleRunner, spec: dict[str, Any], change: dict[str, Any], message: str
 ) -> None:
     for key, value in change.items():
-        spec[key] = {**spec.get(key, {}), **value}
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
     result = run_role("preflight", "main", spec=spec, expect_failure=True)
     assert message in (result.message or ""), result.message
     assert result.progress.changed == 0
