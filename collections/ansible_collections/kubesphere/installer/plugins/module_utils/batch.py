@@ -343,13 +343,22 @@ class Batch:
         for (api_version, kind, namespace), count in groups.items():
             if count < at_least:
                 continue
-            try:
-                res = self.client.resource(kind, api_version)
-            except ResourceNotFoundError:
+            res = self._served(kind, api_version)
+            if res is None:
                 continue
             items = self.list(api_version, kind, namespace=namespace or None, selectors=[])
             ns_key = namespace if res.namespaced else ""
             self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
+
+    def _served(self, kind: str, api_version: str) -> Any:
+        """The kind's resource, re-reading discovery once when the cached copy lacks it (a new CRD)."""
+        for attempt in range(2):
+            try:
+                return self.client.resource(kind, api_version)
+            except ResourceNotFoundError:
+                if attempt == 0:
+                    self.client.client.resources.invalidate_cache()
+        return None
 
     def _before(self, res: Any, obj: Obj) -> Obj | None:
         meta = obj.get("metadata") or {}
