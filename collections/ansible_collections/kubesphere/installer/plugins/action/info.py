@@ -32,6 +32,10 @@ class ActionModule(ActionBase):
         params = validation.validated_parameters
         try:
             batch = Batch.connect(params, dry_run=False)
+            if batch.served(params["kind"], params["api_version"]) is None:
+                # As kubernetes.core.k8s_info: a kind the cluster does not serve has no objects.
+                result.update(changed=False, resources=[], api_found=False)
+                return result
             if params["name"]:
                 obj = {"apiVersion": params["api_version"], "kind": params["kind"], "metadata": {"name": params["name"]}}
                 if params["wait"]:
@@ -45,5 +49,5 @@ class ActionModule(ActionBase):
                 )
         except BatchError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        result.update(changed=False, resources=resources)
+        result.update(changed=False, resources=resources, api_found=True)
         return result

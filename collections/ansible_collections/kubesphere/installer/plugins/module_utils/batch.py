@@ -343,14 +343,14 @@ class Batch:
         for (api_version, kind, namespace), count in groups.items():
             if count < at_least:
                 continue
-            res = self._served(kind, api_version)
+            res = self.served(kind, api_version)
             if res is None:
                 continue
             items = self.list(api_version, kind, namespace=namespace or None, selectors=[])
             ns_key = namespace if res.namespaced else ""
             self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
 
-    def _served(self, kind: str, api_version: str) -> Any:
+    def served(self, kind: str, api_version: str) -> Any:
         """The kind's resource, re-reading discovery once when the cached copy lacks it (a new CRD)."""
         for attempt in range(2):
             try:

@@ -74,6 +74,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+api_found:
+  description: Whether the cluster serves O(kind) (when not, C(resources) is empty and nothing failed).
+  returned: always
+  type: bool
 resources:
   description: The objects read (none when the named object does not exist).
   returned: always
