@@ -20,10 +20,12 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
+    APPLIED_FACT,
     COMMON_ARGS,
     Batch,
     BatchError,
     documents,
+    merge_refs,
 )
 
 try:  # ansible-core 2.19 and later: template text must be marked trusted to be rendered
@@ -62,6 +64,12 @@ class ActionModule(ActionBase):
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         params = validation.validated_parameters
         check_mode = bool(self._task.check_mode)
+        if params["state"] == "present" and (self._task.loop or self._task.loop_with):
+            # Each item would see the facts from before the loop: the inventory would keep one item's objects.
+            raise AnsibleActionFail(
+                "kubesphere.installer.apply with state present does not run in a loop: give the objects "
+                "as one list (template, src, definition), or one task per set of variables"
+            )
         try:
             objects = self._objects(params, task_vars)
             batch = Batch.connect(
@@ -78,6 +86,10 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from None
         result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
         result["results"] = [{k: v for k, v in r.items() if k != "object"} for r in results]
+        if params["state"] == "present" and not check_mode:
+            # What this run applied so far, for the component's inventory (see the inventory action).
+            known = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
+            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, result["results"])}
         if len(results) == 1:  # as kubernetes.core.k8s registers one object
             result["method"] = results[0]["method"]
             result["result"] = results[0].get("object") or {}

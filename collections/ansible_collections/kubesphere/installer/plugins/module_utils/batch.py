@@ -40,6 +40,20 @@ Obj = dict[str, Any]
 _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp")
 
 
+#: The host fact the apply action adds the objects it applied to; the inventory action writes it.
+APPLIED_FACT = "ks_applied_objects"
+_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
+
+
+def merge_refs(known: list[Obj], applied: list[Obj]) -> list[Obj]:
+    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept."""
+    out: dict[tuple[Any, ...], Obj] = {}
+    for entry in list(known) + list(applied):
+        ref_ = {k: entry[k] for k in _REF_FIELDS if entry.get(k)}
+        out[(ref_.get("apiVersion"), ref_.get("kind"), ref_.get("namespace", ""), ref_.get("name"))] = ref_
+    return list(out.values())
+
+
 class BatchError(Exception):
     """A failure to report as the task's message (never with object data in it)."""
 
