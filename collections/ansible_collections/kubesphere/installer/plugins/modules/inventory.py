@@ -19,7 +19,7 @@ description:
     keeps the previous record.
   - O(state=absent) deletes the record (after the component's uninstall).
   - When O(namespace) does not exist the record is not written, with a warning.
-  - Supports check mode (a dry run).
+  - The playbooks skip it in check mode (a check run applies nothing); run in check mode it is a dry run.
 
 version_added: 0.2.0
 
