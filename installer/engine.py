@@ -30,6 +30,7 @@ from installer.components import ComponentTable
 from installer.errors import PermanentError, TemporaryError
 from installer.inflight import InFlight, InFlightRuns
 from installer.metrics import Health, Metrics
+from installer.pause import Pause, pause_of
 from installer.planner import Action, Plan, State, Step, make_plan, runnable
 from installer.preflight import Preflight
 from installer.protocols import Clock, ClusterApi, RoleRunner
@@ -82,6 +83,7 @@ class Engine:
         self.drift_due: set[str] = set()
         self.next_drift = clock() + settings.drift_interval if settings.drift_interval else None
         self.idle_logged: int | None = None
+        self.held_logged: tuple[int | None, Pause, tuple[str, ...]] | None = None
         self._last_pass = float("-inf")  # when the last pass of the loop began (on ``clock``)
         self._cc_lock = threading.Lock()
 
@@ -99,8 +101,9 @@ class Engine:
             else:
                 old_gen = (self.cc or {}).get("metadata", {}).get("generation")
                 new_gen = obj.get("metadata", {}).get("generation")
+                same_pause = pause_of(self.cc) == pause_of(obj)
                 self.cc = obj
-                if old_gen == new_gen and self.synced:
+                if old_gen == new_gen and same_pause and self.synced:
                     return  # a status or metadata write (ours included): nothing to plan
             self.synced = True
         self._wake.set()
@@ -218,7 +221,9 @@ class Engine:
             self.records.follow(plan, busy=self.runs.names())
             self.write_status(generation=generation, plan=plan)
             return
-        self._start_runnable(cc, plan, generation)
+        pause = pause_of(cc)
+        self._start_runnable(cc, plan, generation, pause)
+        self._log_held(plan, generation, pause)
         self.records.follow(plan, busy=self.runs.names())
         idle = not plan.steps and not self.runs.by_name
         if idle and self.idle_logged != generation:
@@ -242,7 +247,7 @@ class Engine:
             if stale and flight.stop("the spec changed"):
                 log.info("[%s] cancelling %s: the spec changed", name, flight.step.action)
 
-    def _start_runnable(self, cc: dict[str, Any], plan: Plan, generation: int | None) -> None:
+    def _start_runnable(self, cc: dict[str, Any], plan: Plan, generation: int | None, pause: Pause) -> None:
         blocked = self.records.blocked()
         steps = runnable(plan, done=set(), running=self.runs.names(), blocked=blocked)
         for name in sorted(self.drift_due - self.runs.names() - set(plan.steps)):
@@ -253,7 +258,24 @@ class Engine:
         for step in steps:
             if self.runs.full:
                 break
+            if pause.holds(step.component):
+                continue
             self._start(cc, plan, step, generation, drift=step.component not in plan.steps)
+
+    def held(self, plan: Plan, pause: Pause) -> list[str]:
+        """Planned steps the pause holds (not running, so not started)."""
+        return sorted(n for n in plan.steps if pause.holds(n) and n not in self.runs.by_name)
+
+    def _log_held(self, plan: Plan, generation: int | None, pause: Pause) -> None:
+        held = tuple(self.held(plan, pause))
+        key = (generation, pause, held)
+        if held and key != self.held_logged:
+            log.info(
+                "[plan] paused for %s: holding %s",
+                pause.describe(),
+                ", ".join(f"{n} ({plan.steps[n].action})" for n in held),
+            )
+        self.held_logged = key if held else None
 
     # -- runs -------------------------------------------------------------------------
     def _start(
@@ -312,4 +334,5 @@ class Engine:
             generation=generation if generation is not None else self.status.generation,
             busy=self.runs.names(),
             preflight_failure=self.preflight.failure,
+            pause=pause_of(cc),
         )

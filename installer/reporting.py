@@ -1,7 +1,7 @@
 """What the engine tells users: the status it writes, its conditions, the Welcome banner.
 
-:func:`conditions` derives ``Ready``, ``Progressing`` and ``Degraded`` from the
-records, the plan, the runs in flight and preflight.  :class:`StatusWriter`
+:func:`conditions` derives ``Ready``, ``Progressing``, ``Degraded`` and ``Paused``
+from the records, the plan, the runs in flight, preflight and the pause annotations.  :class:`StatusWriter`
 builds the status document (:func:`installer.status.build_status`) and patches
 only what changed since the last write.  A patch the API server refuses for good
 (:class:`installer.errors.PermanentError`: 400, 403, 422) is logged, reported in
@@ -20,6 +20,7 @@ from typing import Any
 from installer import __version__
 from installer.components import ComponentTable
 from installer.errors import PermanentError
+from installer.pause import NO_PAUSE, Pause
 from installer.planner import Plan, State
 from installer.protocols import ClusterApi, EventSink
 from installer.status import ComponentRecord, build_status, managed_keys, merge_patch
@@ -36,10 +37,12 @@ def conditions(
     plan: Plan,
     busy: Collection[str],
     preflight_failure: str | None,
-) -> tuple[Condition, Condition, Condition]:
-    """``(ready, progressing, degraded)`` for the status."""
+    pause: Pause = NO_PAUSE,
+) -> tuple[Condition, Condition, Condition, Condition]:
+    """``(ready, progressing, degraded, paused)`` for the status."""
     failed = {n: r for n, r in records.items() if r.state == State.FAILED}
-    pending = [n for n in plan.steps if n not in busy]
+    held = sorted(n for n in plan.steps if n not in busy and pause.holds(n))
+    pending = [n for n in plan.steps if n not in busy and n not in held]
     running = sorted(busy)
     degraded: Condition
     if preflight_failure is not None:
@@ -57,8 +60,14 @@ def conditions(
         progressing = (True, "Running", f"running: {', '.join(running)}")
     elif pending and not failed:
         progressing = (True, "Pending", f"pending: {', '.join(pending)}")
+    elif held:
+        progressing = (False, "Paused", f"held: {', '.join(held)}")
     else:
         progressing = (False, "Idle", "")
+    paused: Condition = (False, "NotPaused", "")
+    if pause:
+        what = f"paused for {pause.describe()}"
+        paused = (True, "Paused", f"{what}; held: {', '.join(held)}" if held else f"{what}; nothing held")
     unsupported = sorted(n for n, r in records.items() if r.state == State.UNSUPPORTED)
     note = f"; not supported: {', '.join(unsupported)}" if unsupported else ""
     ready: Condition
@@ -66,9 +75,11 @@ def conditions(
         ready = (True, "AllComponentsEnabled", f"enabled: {', '.join(plan.desired)}{note}")
     elif degraded[0]:
         ready = (False, "ComponentFailed", degraded[2])
+    elif held and not running and not pending:
+        ready = (False, "Paused", paused[2])
     else:
         ready = (False, "Installing", progressing[2] or "waiting")
-    return ready, progressing, degraded
+    return ready, progressing, degraded, paused
 
 
 def welcome_banner(*, console: str, namespace: str, name: str, enabled: list[str]) -> str:
@@ -125,9 +136,10 @@ class StatusWriter:
         generation: int | None,
         busy: Collection[str],
         preflight_failure: str | None,
+        pause: Pause = NO_PAUSE,
     ) -> None:
-        ready, progressing, degraded = conditions(
-            records=records, plan=plan, busy=busy, preflight_failure=preflight_failure
+        ready, progressing, degraded, paused = conditions(
+            records=records, plan=plan, busy=busy, preflight_failure=preflight_failure, pause=pause
         )
         doc = build_status(
             table=self.table,
@@ -138,6 +150,7 @@ class StatusWriter:
             ready=ready,
             progressing=progressing,
             degraded=degraded,
+            paused=paused,
             # After a refusal, keep the refused document's transition times, so an unchanged
             # status builds the same document again and is not re-sent.
             previous_conditions=list((self.refused or self.written).get("conditions") or []),

@@ -128,6 +128,7 @@ def build_status(
     progressing: tuple[bool, str, str],
     degraded: tuple[bool, str, str],
     previous_conditions: list[dict[str, Any]],
+    paused: tuple[bool, str, str] = (False, "NotPaused", ""),
 ) -> dict[str, Any]:
     """The full status document (ks-installer keys plus ours)."""
     doc: dict[str, Any] = {}
@@ -151,6 +152,7 @@ def build_status(
         condition("Ready", *ready, generation, previous_conditions),
         condition("Progressing", *progressing, generation, previous_conditions),
         condition("Degraded", *degraded, generation, previous_conditions),
+        condition("Paused", *paused, generation, previous_conditions),
     ]
     doc["observedGeneration"] = generation
     doc["installerVersion"] = installer_version

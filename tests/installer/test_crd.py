@@ -192,7 +192,15 @@ def test_get_cc_shows_the_printer_columns(cluster: Cluster, cc: dict[str, Any], 
                 "message": "",
                 "observedGeneration": cc["metadata"]["generation"],
                 "lastTransitionTime": "2026-01-01T00:00:00Z",
-            }
+            },
+            {
+                "type": "Paused",
+                "status": "False",
+                "reason": "NotPaused",
+                "message": "",
+                "observedGeneration": cc["metadata"]["generation"],
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            },
         ],
     }
     patched = kubectl(
@@ -202,8 +210,8 @@ def test_get_cc_shows_the_printer_columns(cluster: Cluster, cc: dict[str, Any], 
     assert patched.returncode == 0
     out = kubectl(cluster.kubectl, cluster.kubeconfig, "get", "cc", "-n", namespace).stdout
     header, row = out.splitlines()[:2]
-    assert header.split() == ["NAME", "VERSION", "READY", "COMPONENTS", "AGE"]
-    assert row.split()[:5] == [NAME, "v0.1.0", "True", "2/2", "enabled"]
+    assert header.split() == ["NAME", "VERSION", "READY", "COMPONENTS", "PAUSED", "AGE"]
+    assert row.split()[:6] == [NAME, "v0.1.0", "True", "2/2", "enabled", "False"]
     listed = kubectl(
         cluster.kubectl, cluster.kubeconfig, "get", "kubesphere", "-n", namespace, "-o", "name"
     ).stdout

@@ -424,3 +424,88 @@ def test_the_task_total_is_known_from_the_first_progress_line(engines: EngineFac
     start(again, api)
     change(again, api, lambda spec: spec["probe"]["alpha"].update(value="v2"))
     assert restarted.started(1).request.expected_tasks == estimate - 1
+
+
+def annotate(engine: Engine, api: FakeApi, annotations: dict[str, str | None]) -> None:
+    """``kubectl annotate`` arriving through the watch: no new generation, then one pass."""
+    with api._lock:
+        meta = api.cc["metadata"]
+        current = meta.setdefault("annotations", {})
+        for key, value in annotations.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        obj = api._bump()
+    engine.on_cc("MODIFIED", obj)
+    engine.step()
+
+
+def test_a_pause_holds_new_runs_until_it_goes_and_then_the_latest_spec_runs(engines: EngineFactory) -> None:
+    api = FakeApi(probe(alpha={"enabled": True, "value": "v0"}, delta={"enabled": True}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    assert {runner.started(1).component, runner.started(2).component} == {"alpha", "delta"}
+    for run in runner.runs:
+        run.succeed()
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert api.condition("Paused")["status"] == "False"
+
+    # Paused for delta only: a change to alpha runs, one to delta is held.
+    annotate(engine, api, {"installer.kubesphere.io/paused-components": "delta"})
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v1"))
+    change(engine, api, lambda spec: spec["probe"]["delta"].update(value="d1"))
+    assert next_run(engine, runner, 3).component == "alpha"
+    runner.started(3).succeed()
+    settle(engine, lambda: api.component("alpha").get("state") == "Enabled", "alpha enabled")
+    engine.step()
+    assert len(runner.runs) == 3
+    paused = api.condition("Paused")
+    assert paused["status"] == "True" and "held: delta" in paused["message"]
+    assert api.condition("Ready")["reason"] == "Paused"
+
+    # Everything paused: the next change to alpha is held as well, run nothing.
+    annotate(engine, api, {"installer.kubesphere.io/paused": "true"})
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v2"))
+    for _ in range(3):
+        engine.step()
+    assert len(runner.runs) == 3
+    assert "held: alpha, delta" in api.condition("Paused")["message"]
+
+    # Removing both annotations resumes from the spec as it is now.
+    annotate(
+        engine,
+        api,
+        {"installer.kubesphere.io/paused": None, "installer.kubesphere.io/paused-components": None},
+    )
+    settle(engine, lambda: len(runner.runs) == 5, "the held runs start")
+    held = {r.component: r for r in runner.runs[3:]}
+    assert held["alpha"].spec["probe"]["alpha"]["value"] == "v2"
+    assert held["delta"].spec["probe"]["delta"]["value"] == "d1"
+    for run in runner.runs[3:]:
+        run.succeed()
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    assert api.condition("Paused")["status"] == "False"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "everything", "components"),
+    [
+        ({}, False, set()),
+        ({"installer.kubesphere.io/paused": "True"}, True, set()),
+        ({"installer.kubesphere.io/paused": "false"}, False, set()),
+        ({"installer.kubesphere.io/paused": "yes"}, False, set()),  # only "true" pauses
+        ({"installer.kubesphere.io/paused-components": " devops, monitoring  redis,"}, False,
+         {"devops", "monitoring", "redis"}),
+    ],
+)  # fmt: skip
+def test_pause_annotations(annotations: dict[str, str], everything: bool, components: set[str]) -> None:
+    from installer.pause import pause_of
+
+    pause = pause_of({"metadata": {"annotations": annotations}})
+    assert (pause.everything, set(pause.components), bool(pause)) == (
+        everything,
+        components,
+        everything or bool(components),
+    )
