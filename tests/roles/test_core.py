@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,12 @@ def test_second_run_changes_nothing_and_keeps_secrets(
     result = run_role("core")
     assert result.progress.changed == 0
     assert secret(cluster) == before
+    # The admin user is created once and left alone afterwards; core's record keeps it.
+    record = client.CoreV1Api(cluster.api).read_namespaced_config_map(
+        "ks-installer-inventory-core", "kubesphere-system"
+    )
+    listed = {(o["kind"], o["name"]) for o in json.loads(record.data["objects.json"])}
+    assert ("User", "admin") in listed and ("Deployment", "ks-apiserver") in listed
     assert run_role("core", check=True).progress.changed == 0
 
 

@@ -11,7 +11,14 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubesphere.installer.plugins.module_utils.batch import COMMON_ARGS, Batch, BatchError
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
+    APPLIED_FACT,
+    COMMON_ARGS,
+    Batch,
+    BatchError,
+    merge_refs,
+    ref_of,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "api_version": {"type": "str", "default": "v1", "aliases": ["apiVersion"]},
@@ -19,6 +26,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str"},
     "namespace": {"type": "str"},
     "label_selectors": {"type": "list", "elements": "str", "default": []},
+    "record": {"type": "bool", "default": False},
     **COMMON_ARGS,
 }
 
@@ -50,4 +58,8 @@ class ActionModule(ActionBase):
         except BatchError as exc:
             raise AnsibleActionFail(str(exc)) from None
         result.update(changed=False, resources=resources, api_found=True)
+        if params["record"] and not self._task.check_mode:
+            # Objects a role creates once and then leaves alone belong to the component's record too.
+            known = ((task_vars or {}).get("ansible_facts") or {}).get(APPLIED_FACT) or []
+            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, [ref_of(r) for r in resources])}
         return result

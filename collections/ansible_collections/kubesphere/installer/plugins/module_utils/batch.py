@@ -45,6 +45,14 @@ APPLIED_FACT = "ks_applied_objects"
 _REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
 
 
+def ref_of(obj: Obj) -> Obj:
+    """The reference the record keeps of a live object."""
+    meta = obj.get("metadata") or {}
+    out = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name")}
+    out.update({k: meta[k] for k in ("namespace", "uid") if meta.get(k)})
+    return out
+
+
 def merge_refs(known: list[Obj], applied: list[Obj]) -> list[Obj]:
     """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept."""
     out: dict[tuple[Any, ...], Obj] = {}

@@ -45,6 +45,13 @@ options:
     type: list
     elements: str
     default: []
+  record:
+    description:
+      - Add the objects read to the run's record of what the component owns (see
+        M(kubesphere.installer.inventory)), for objects a role creates once and leaves alone
+        afterwards (so a later run applies nothing to them).
+    type: bool
+    default: false
   wait:
     description: Wait until the object named O(name) is ready.
     type: bool
