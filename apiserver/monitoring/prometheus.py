@@ -12,6 +12,7 @@ an error text.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -105,5 +106,7 @@ def _seconds(value: float) -> str:
 
 def _reason(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"dial tcp {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+        errno = exc.os_error.errno
+        why = os.strerror(errno).lower() if errno else str(exc.os_error)
+        return f"dial tcp {exc.host}:{exc.port}: connect: {why}"
     return str(exc) or type(exc).__name__
