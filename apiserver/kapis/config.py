@@ -96,6 +96,8 @@ def _enabled(section: object) -> bool:
 def configz(cfg: Config) -> dict[str, bool]:
     found = {name: _enabled(cfg.raw.get(name)) for name in COMPONENTS}
     found["redis"] = cfg.cache.type == "redis"
+    # As KubeSphere drops a monitoring section without an endpoint: there is nothing to ask.
+    found["monitoring"] = found["monitoring"] and bool(cfg.section("monitoring").get("endpoint"))
     found["ldap"] = cfg.ldap is not None
     found["authentication"] = True
     found["authorization"] = True
