@@ -372,39 +372,46 @@ class Monitoring:
     server: ApiServer
     prometheus: PrometheusServer
     admin: str
+    password: str
     token: str
 
     def prometheus_query(self, expr: str, **params: str) -> dict[str, Any]:
-        resp = requests.post(
-            f"{self.prometheus.url}/api/v1/query", data={"query": expr, **params}, timeout=30
-        )
+        url = f"{self.prometheus.url}/api/v1/query"
+        resp = requests.post(url, data={"query": expr, **params}, timeout=30)
         assert resp.status_code == 200, resp.text
         data: dict[str, Any] = resp.json()["data"]
         return data
 
 
-#: The platform admin Prometheus scrapes ks-apiserver's /metrics as (created with the server).
-SCRAPER = unique("prom-scraper")
-SCRAPER_PASSWORD = "P@88w0rd-" + secrets.token_hex(4)
+@dataclass
+class ScrapingPrometheus:
+    """The harness's Prometheus and the platform admin it scrapes ks-apiserver's /metrics as."""
+
+    server: PrometheusServer
+    scraper: str = field(default_factory=lambda: unique("prom-scraper"))
+    password: str = field(default_factory=lambda: "P@88w0rd-" + secrets.token_hex(4))
 
 
 @pytest.fixture(scope="session")
-def prometheus(cluster: Cluster) -> Iterator[PrometheusServer]:
+def prometheus(cluster: Cluster) -> Iterator[ScrapingPrometheus]:
     """Debian's Prometheus on loopback (data under .local/), scraping kube-apiserver, kube-scheduler and
     etcd of the local cluster every second, plus a ``ks-apiserver`` job whose targets come later."""
     local = LocalCluster()
     ports = ClusterState.load(local.state_file).ports
-    server = PrometheusServer(workdir=REPO / ".local" / f"prometheus-{uuid.uuid4().hex[:8]}")
+    found = ScrapingPrometheus(
+        PrometheusServer(workdir=REPO / ".local" / f"prometheus-{uuid.uuid4().hex[:8]}")
+    )
+    server = found.server
     server.workdir.mkdir(parents=True)
-    (server.workdir / "password").write_text(SCRAPER_PASSWORD)
+    (server.workdir / "password").write_text(found.password)
     ks_job = {
         "job_name": "ks-apiserver",
-        "basic_auth": {"username": SCRAPER, "password_file": str(server.workdir / "password")},
+        "basic_auth": {"username": found.scraper, "password_file": str(server.workdir / "password")},
         "file_sd_configs": [{"files": [str(server.targets_file("ks-apiserver"))], "refresh_interval": "1s"}],
     }
     server.jobs = [*local_cluster_jobs(local.dir, ports), ks_job]
     with server.start():
-        yield server
+        yield found
 
 
 @pytest.fixture(scope="session")
@@ -413,10 +420,10 @@ def monitoring(
     redis_server: RedisServer,
     apiserver_env: dict[str, str],
     user_factory: UserFactory,
-    prometheus: PrometheusServer,
+    prometheus: ScrapingPrometheus,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Monitoring]:
-    extra = {"monitoring": {"endpoint": prometheus.url}, "gpu": {"kinds": GPU_KINDS}}
+    extra = {"monitoring": {"endpoint": prometheus.server.url}, "gpu": {"kinds": GPU_KINDS}}
     server = start_server(
         platform_crds,
         tmp_path_factory.mktemp("monitoring"),
@@ -426,10 +433,11 @@ def monitoring(
     )
     _SERVERS.append(server)
     try:
-        server.make_user(SCRAPER, SCRAPER_PASSWORD, globalrole="platform-admin")
-        prometheus.file_targets("ks-apiserver", [server.url.removeprefix("http://")])
-        token = server.login(SCRAPER, SCRAPER_PASSWORD)
-        yield Monitoring(server=server, prometheus=prometheus, admin=SCRAPER, token=token)
+        admin, password = prometheus.scraper, prometheus.password
+        server.make_user(admin, password, globalrole="platform-admin")
+        prometheus.server.file_targets("ks-apiserver", [server.url.removeprefix("http://")])
+        token = server.login(admin, password)
+        yield Monitoring(server, prometheus.server, admin=admin, password=password, token=token)
     finally:
         server.stop()
         _SERVERS.remove(server)

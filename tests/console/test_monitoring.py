@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client
 
 from apiserver.monitoring import promql
-from tests.apiserver.conftest import SCRAPER_PASSWORD, Monitoring, config_doc
+from tests.apiserver.conftest import Monitoring, config_doc
 from tests.conftest import Cluster
 from tests.console.support import call
 from tests.helpers import wait_for
@@ -273,7 +273,7 @@ def test_prometheus_down_is_an_error_per_metric(
     """A Prometheus that cannot be reached: 200, and every metric says why (the console shows it)."""
     nowhere = f"http://user:secret@127.0.0.1:{free_port()}"
     server = start_apiserver(doc=config_doc(redis_server, extra={"monitoring": {"endpoint": nowhere}}))
-    token = server.login(monitoring.admin, SCRAPER_PASSWORD)
+    token = server.login(monitoring.admin, monitoring.password)
     for path, params in (
         (f"{MON}/cluster", {"metrics_filter": "cluster_cpu_usage|cluster_pod_count$"}),
         (f"{MON}/components/apiserver", {"start": "1", "end": "100", "step": "10s"}),
