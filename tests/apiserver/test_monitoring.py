@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from apiserver.errors import APIError
-from apiserver.kapis.monitoring import Query, go_duration
+from apiserver.kapis.monitoring import Query, _matching, go_duration
 from apiserver.monitoring import Result, promql, results
 from apiserver.monitoring.promql import Scope, expression
 from tests.services import PrometheusServer
@@ -123,6 +123,7 @@ def test_time_parameters_as_kubesphere_reads_them() -> None:
         (_Q(start="1"), "mutually exclusive"),
         (_Q(start="9", end="1"), "'start' must be before 'end'."),
         (_Q(time="soon"), 'parsing "soon": invalid syntax'),
+        (_Q(time="9" * 30), "value out of range"),
         (_Q(start="1", end="2", step="10"), 'invalid duration "10"'),
         (_Q(sort_metric="m", page="0"), "Invalid parameter 'page'."),
         (_Q(sort_metric="m", limit="x"), "Invalid parameter 'limit'."),
@@ -131,6 +132,13 @@ def test_time_parameters_as_kubesphere_reads_them() -> None:
             Query(bad)
         assert err.value.code == 400 and message in err.value.message
     assert Query(_Q(page="0")).page == 1  # paging is read only with a ranking
+
+
+def test_metric_filters_are_re2() -> None:
+    """Go's regexp syntax and guarantees: a backtracking pattern stays linear, lookarounds are no syntax."""
+    assert _matching(list(promql.CLUSTER), r"(\w+)+!") == []  # exponential for a backtracking engine
+    assert _matching(["node_load1", "node_load15"], "node_load1$") == ["node_load1"]
+    assert _matching(["node_load1"], "(?=node)") == []  # not RE2: matches nothing, as in KubeSphere
 
 
 def test_go_durations() -> None:
@@ -145,6 +153,10 @@ def test_a_range_is_clipped_to_the_namespace_lifetime() -> None:
     q = Query(_Q(start="0", end="10000", step="1000s"))
     assert q.clip_to(4500) and q.start == 5000 and q.end == 10000  # the first step after creation
     assert not Query(_Q(start="0", end="100")).clip_to(200)
+    exact = Query(_Q(start="0", end="10000", step="1000s"))
+    assert exact.clip_to(5000) and exact.start == 6000  # strictly after the creation
+    tiny = Query(_Q(start="0", end="4000000000", step="1ns"))  # computed, not stepped back 4e18 times
+    assert tiny.clip_to(1) and 1 < tiny.start <= 1 + 1e-6
     assert not Query(_Q(time="100")).clip_to(200) and Query(_Q(time="300")).clip_to(200)
 
 
