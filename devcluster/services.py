@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devcluster.processes import adopt
+
 BASE_DN = "dc=kubesphere,dc=io"
 MANAGER_DN = f"cn=admin,{BASE_DN}"
 
@@ -73,6 +75,8 @@ class _Daemon:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=self.detach
             )
         (self.workdir / "pid").write_text(str(proc.pid))
+        if self.detach:  # stopped later through its pid file (processes.stop_pidfile), which reaps it
+            adopt(proc)
         return proc
 
     def stop(self) -> None:
