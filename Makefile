@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
 .PHONY: help up up-real test test-realnode setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
-        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver image bench-image
+        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver bench-monitoring image bench-image
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -104,3 +104,6 @@ bench-image: setup ## image build times (base and image, cold and warm) and size
 
 bench-apiserver: setup ## ks-apiserver benchmark (proxy vs direct, cached lists at 10,000 users / 5,000 namespaces, RSS)
 	$(PY) -m bench.apiserver
+
+bench-monitoring: setup ## monitoring API benchmark (a query through ks-apiserver vs the same PromQL to Prometheus)
+	$(PY) -m bench.monitoring

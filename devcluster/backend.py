@@ -7,8 +7,10 @@ the ``kubesphere-config`` ConfigMap, and the secrets as environment variables
 from the Secrets the installer generated.  Two things differ, both because
 cluster Services are not reachable from the host: when the configuration names
 the platform's Redis or OpenLDAP, a local ``redis-server`` / ``slapd`` (with the
-same password as the cluster Secret) stands in for them, and the configuration
-is rewritten to point at loopback.  Secrets go to the processes' environment
+same password as the cluster Secret) stands in for them, a local ``prometheus``
+(scraping the local control plane, with the monitoring role's recording rules)
+for the monitoring endpoint, and the configuration is rewritten to point at
+loopback.  Secrets go to the processes' environment
 only; nothing here prints or writes them to disk.
 """
 
@@ -29,8 +31,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from devcluster.cluster import LocalCluster
+from devcluster.cluster import State as ClusterState
 from devcluster.processes import http_ok, pid_alive, spawn, stop_pidfile, tail
-from devcluster.services import RedisServer, Slapd, free_port
+from devcluster.services import PrometheusServer, RedisServer, Slapd, free_port, local_cluster_jobs
 from devcluster.settings import REPO_ROOT
 
 SYSTEM_NS = "kubesphere-system"
@@ -96,9 +100,23 @@ def prepare(api: client.ApiClient, paths: Paths) -> dict[str, str]:
         ldap["host"] = slapd.host
         env["KUBESPHERE_LDAP_PASSWORD"] = password
         print(f"[backend] slapd on {slapd.host} stands in for the platform's OpenLDAP")
+    monitoring = config.get("monitoring")
+    if isinstance(monitoring, dict) and monitoring.get("endpoint"):
+        local = LocalCluster()
+        jobs = local_cluster_jobs(local.dir, ClusterState.load(local.state_file).ports)
+        workdir = paths.dir / "prometheus"
+        stop_pidfile(workdir / "pid")
+        workdir.mkdir(exist_ok=True)
+        prom = PrometheusServer(
+            workdir=workdir, detach=True, port=free_port(), jobs=jobs, interval="15s"
+        ).start()
+        monitoring["endpoint"] = prom.url
+        print(
+            f"[backend] prometheus on {prom.url} stands in for the platform's (it scrapes the control plane)"
+        )
     paths.config.write_text(
         "# Written by `make up` from ConfigMap kubesphere-system/kubesphere-config;\n"
-        "# Redis and OpenLDAP point at the local stand-ins.  No secrets here.\n"
+        "# Redis, OpenLDAP and Prometheus point at the local stand-ins.  No secrets here.\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
     return env
@@ -198,6 +216,6 @@ def down(base: Path) -> None:
     for name in ("ks-apiserver", "ks-controller-manager"):
         if _stop(name, paths):
             print(f"[backend] stopped {name}")
-    for daemon in ("redis", "slapd"):
+    for daemon in ("redis", "slapd", "prometheus"):
         if stop_pidfile(paths.dir / daemon / "pid"):
             print(f"[backend] stopped the local {daemon}")

@@ -120,6 +120,11 @@ def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd:
     return proc.pid
 
 
+def adopt(proc: subprocess.Popen[bytes]) -> None:
+    """Keep the handle of a detached child started elsewhere, so stopping it by pid also reaps it."""
+    _STARTED[proc.pid] = proc
+
+
 def _reap(pid: int) -> None:
     proc = _STARTED.pop(pid, None)
     if proc is not None:

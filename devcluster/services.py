@@ -1,4 +1,4 @@
-"""Real Redis and OpenLDAP on loopback, for tests, benchmarks and ``make up``.
+"""Real Redis, OpenLDAP and Prometheus on loopback, for tests, benchmarks and ``make up``.
 
 Both are Debian's own daemons (``redis-server``, ``slapd``; ``make setup``
 installs them through ``hack/system-deps.sh``), run as child processes on a free
@@ -6,22 +6,28 @@ port.  Tests use a temporary directory and stop them afterwards; ``make up``
 passes a directory under ``.local/`` and ``detach=True`` so they outlive it
 (``processes.stop_pidfile(workdir / "pid")`` ends them).  The LDAP directory is
 ``dc=kubesphere,dc=io`` with ``ou=Users`` and ``ou=Groups``, the tree the core role
-configures; its manager is ``cn=admin,dc=kubesphere,dc=io``.
+configures; its manager is ``cn=admin,dc=kubesphere,dc=io``.  Prometheus (for the
+monitoring API's tests and benchmark) loads the recording rules the monitoring role
+installs and scrapes what exists locally: the control plane and the platform's servers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devcluster.processes import adopt
 
 BASE_DN = "dc=kubesphere,dc=io"
 MANAGER_DN = f"cn=admin,{BASE_DN}"
@@ -69,6 +75,8 @@ class _Daemon:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=self.detach
             )
         (self.workdir / "pid").write_text(str(proc.pid))
+        if self.detach:  # stopped later through its pid file (processes.stop_pidfile), which reaps it
+            adopt(proc)
         return proc
 
     def stop(self) -> None:
@@ -175,3 +183,92 @@ class Slapd(_Daemon):
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+#: The recording rules the monitoring role installs; the harness's Prometheus loads the same file.
+RECORDING_RULES = Path(__file__).resolve().parents[1] / "roles/monitoring/files/recording-rules.yaml"
+
+
+@dataclass
+class PrometheusServer(_Daemon):
+    """Debian's ``prometheus`` on loopback, scraping ``jobs`` every ``interval`` with the platform's rules.
+
+    ``jobs`` are Prometheus ``scrape_configs`` entries (``local_cluster_jobs`` builds the
+    control plane's).  ``file_targets(job, targets)`` points a job declared with
+    ``file_sd_configs`` at targets known only later (a server started after Prometheus);
+    Prometheus rereads the file within seconds.
+    """
+
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    interval: str = "1s"
+
+    def start(self) -> PrometheusServer:
+        import yaml
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
+            "rule_files": [str(RECORDING_RULES)],
+            "scrape_configs": [
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]},
+                *self.jobs,
+            ],
+        }
+        conf = self.workdir / "prometheus.yml"
+        conf.write_text(yaml.safe_dump(config, sort_keys=False))
+        log = self.workdir / "prometheus.log"
+        cmd = [
+            _binary("prometheus"),
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
+        self.proc = self._spawn(cmd, log)
+        _wait_port(self.port, self.proc, log, "prometheus")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"prometheus did not become ready within 30s; log {log}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def targets_file(self, job: str) -> Path:
+        return self.workdir / f"{job}-targets.json"
+
+    def file_targets(self, job: str, targets: list[str]) -> None:
+        path = self.targets_file(job)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([{"targets": targets}]))
+        tmp.replace(path)
+
+
+def local_cluster_jobs(cluster_dir: Path, ports: dict[str, int]) -> list[dict[str, Any]]:
+    """Scrape jobs for the local control plane: kube-apiserver and kube-scheduler with the admin
+    client certificate of the cluster's PKI (``cluster_dir/pki``), etcd's plain-HTTP /metrics."""
+    pki = cluster_dir / "pki"
+    client_tls = {"cert_file": str(pki / "admin.crt"), "key_file": str(pki / "admin.key")}
+    return [
+        {
+            "job_name": "apiserver",
+            "scheme": "https",
+            "tls_config": {"ca_file": str(pki / "ca.crt"), **client_tls},
+            "static_configs": [{"targets": [f"127.0.0.1:{ports['apiserver']}"]}],
+        },
+        {
+            "job_name": "kube-scheduler",
+            "scheme": "https",
+            # The scheduler serves a self-signed certificate it made at start.
+            "tls_config": {"insecure_skip_verify": True, **client_tls},
+            "static_configs": [{"targets": [f"127.0.0.1:{ports['scheduler']}"]}],
+        },
+        {"job_name": "etcd", "static_configs": [{"targets": [f"127.0.0.1:{ports['etcd']}"]}]},
+    ]

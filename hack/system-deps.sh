@@ -3,8 +3,9 @@
 set -euo pipefail
 # The image (make image) and the real node (KS_REAL_NODE=1): mmdebstrap, buildah,
 # podman and runc build and run it; containerd, the CNI plugins, iptables and
-# conntrack run pods under a real kubelet and kube-proxy.
-PKGS=(openssl ca-certificates redis-server slapd ldap-utils
+# conntrack run pods under a real kubelet and kube-proxy. prometheus: the monitoring API's
+# tests and benchmark run a real one on loopback.
+PKGS=(openssl ca-certificates redis-server slapd ldap-utils prometheus
       mmdebstrap buildah podman runc containerd containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,4 +1,4 @@
-"""The /kapis APIs (iam, tenant, resources, config, version) and the OpenAPI document describing them.
+"""The /kapis APIs (iam, tenant, resources, monitoring, config, version) and their OpenAPI document.
 
 ``setup(app)`` adds every route of ``ALL`` to the router, and serves the
 document generated from the same declarations at ``/openapi.json`` with a
@@ -18,6 +18,8 @@ from apiserver.kapis import (
     groups,
     iam,
     members,
+    monitoring,
+    overview,
     permissions,
     resources,
     roles,
@@ -36,6 +38,8 @@ ALL = (
     tenant.routes,
     tenant.routes3,
     resources.routes,
+    overview.routes,
+    monitoring.routes,
     config.routes,
     version.routes,
 )
@@ -51,6 +55,8 @@ def setup(app: web.Application) -> None:
     for group in ALL:
         if group is version.routes:
             version.install(app)
+        elif group is monitoring.routes:
+            monitoring.install(app)
         else:
             group.install(app)
     doc = document()

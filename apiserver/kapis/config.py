@@ -4,7 +4,8 @@
 by name, type and mapping method only, durations in nanoseconds as Go encodes
 a ``time.Duration``.  ``configz`` says which optional components this
 platform has configured (a section present in kubesphere.yaml and not
-switched off).
+switched off).  ``gpu/kinds`` is the ``gpu.kinds`` list (``resourceName``,
+``resourceType``, ``default``) the console offers when a container asks for a GPU.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ OAUTH_SCHEMA = {
     },
 }
 CONFIGZ_SCHEMA = {"type": "object", "additionalProperties": {"type": "boolean"}}
+GPU_SCHEMA = {
+    "type": "array",
+    "nullable": True,
+    "items": {
+        "type": "object",
+        "properties": {
+            "resourceName": {"type": "string"},
+            "resourceType": {"type": "string"},
+            "default": {"type": "boolean"},
+        },
+    },
+}
 
 
 def oauth_options(cfg: Config) -> dict[str, Any]:
@@ -83,6 +96,8 @@ def _enabled(section: object) -> bool:
 def configz(cfg: Config) -> dict[str, bool]:
     found = {name: _enabled(cfg.raw.get(name)) for name in COMPONENTS}
     found["redis"] = cfg.cache.type == "redis"
+    # As KubeSphere drops a monitoring section without an endpoint: there is nothing to ask.
+    found["monitoring"] = found["monitoring"] and bool(cfg.section("monitoring").get("endpoint"))
     found["ldap"] = cfg.ldap is not None
     found["authentication"] = True
     found["authorization"] = True
@@ -92,6 +107,25 @@ def configz(cfg: Config) -> dict[str, bool]:
 @routes.add("GET", "/configs/oauth", summary="OAuth options (no secrets)", response=OAUTH_SCHEMA)
 async def get_oauth(request: web.Request) -> web.Response:
     return common.ok(oauth_options(common.ctx(request).config))
+
+
+def gpu_kinds(cfg: Config) -> list[dict[str, Any]] | None:
+    """``gpu.kinds`` of kubesphere.yaml; none configured is ``null``, as KubeSphere answers."""
+    kinds = cfg.section("gpu").get("kinds")
+    if not isinstance(kinds, list):
+        return None
+    fields = {"resourceName": str, "resourceType": str, "default": bool}
+    shown = [
+        {k: cast(item[k]) for k, cast in fields.items() if item.get(k)}
+        for item in kinds
+        if isinstance(item, dict)
+    ]
+    return shown or None
+
+
+@routes.add("GET", "/configs/gpu/kinds", summary="GPU kinds the platform schedules", response=GPU_SCHEMA)
+async def get_gpu_kinds(request: web.Request) -> web.Response:
+    return common.ok(gpu_kinds(common.ctx(request).config))
 
 
 @routes.add("GET", "/configs/configz", summary="Which components are configured", response=CONFIGZ_SCHEMA)

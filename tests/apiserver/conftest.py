@@ -29,8 +29,10 @@ import requests
 import yaml
 from kubernetes import client
 
+from devcluster.cluster import LocalCluster
+from devcluster.cluster import State as ClusterState
 from tests.conftest import Cluster
-from tests.services import RedisServer, free_port
+from tests.services import PrometheusServer, RedisServer, free_port, local_cluster_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 IAM = ("iam.kubesphere.io", "v1alpha2")
@@ -357,3 +359,85 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+# -- the monitoring API: a real Prometheus and a ks-apiserver that asks it ----------------------------
+GPU_KINDS = [{"resourceName": "nvidia.com/gpu", "resourceType": "GPU", "default": True}]
+
+
+@dataclass
+class Monitoring:
+    """A ks-apiserver whose ``monitoring.endpoint`` is ``prometheus``, which scrapes it (as ``admin``)."""
+
+    server: ApiServer
+    prometheus: PrometheusServer
+    admin: str
+    password: str
+    token: str
+
+    def prometheus_query(self, expr: str, **params: str) -> dict[str, Any]:
+        url = f"{self.prometheus.url}/api/v1/query"
+        resp = requests.post(url, data={"query": expr, **params}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        data: dict[str, Any] = resp.json()["data"]
+        return data
+
+
+@dataclass
+class ScrapingPrometheus:
+    """The harness's Prometheus and the platform admin it scrapes ks-apiserver's /metrics as."""
+
+    server: PrometheusServer
+    scraper: str = field(default_factory=lambda: unique("prom-scraper"))
+    password: str = field(default_factory=lambda: "P@88w0rd-" + secrets.token_hex(4))
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: Cluster) -> Iterator[ScrapingPrometheus]:
+    """Debian's Prometheus on loopback (data under .local/), scraping kube-apiserver, kube-scheduler and
+    etcd of the local cluster every second, plus a ``ks-apiserver`` job whose targets come later."""
+    local = LocalCluster()
+    ports = ClusterState.load(local.state_file).ports
+    found = ScrapingPrometheus(
+        PrometheusServer(workdir=REPO / ".local" / f"prometheus-{uuid.uuid4().hex[:8]}")
+    )
+    server = found.server
+    server.workdir.mkdir(parents=True)
+    (server.workdir / "password").write_text(found.password)
+    ks_job = {
+        "job_name": "ks-apiserver",
+        "basic_auth": {"username": found.scraper, "password_file": str(server.workdir / "password")},
+        "file_sd_configs": [{"files": [str(server.targets_file("ks-apiserver"))], "refresh_interval": "1s"}],
+    }
+    server.jobs = [*local_cluster_jobs(local.dir, ports), ks_job]
+    with server.start():
+        yield found
+
+
+@pytest.fixture(scope="session")
+def monitoring(
+    platform_crds: Cluster,
+    redis_server: RedisServer,
+    apiserver_env: dict[str, str],
+    user_factory: UserFactory,
+    prometheus: ScrapingPrometheus,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Monitoring]:
+    extra = {"monitoring": {"endpoint": prometheus.server.url}, "gpu": {"kinds": GPU_KINDS}}
+    server = start_server(
+        platform_crds,
+        tmp_path_factory.mktemp("monitoring"),
+        config_doc(redis_server, extra=extra),
+        users=user_factory,
+        env=apiserver_env,
+    )
+    _SERVERS.append(server)
+    try:
+        admin, password = prometheus.scraper, prometheus.password
+        server.make_user(admin, password, globalrole="platform-admin")
+        prometheus.server.file_targets("ks-apiserver", [server.url.removeprefix("http://")])
+        token = server.login(admin, password)
+        yield Monitoring(server, prometheus.server, admin=admin, password=password, token=token)
+    finally:
+        server.stop()
+        _SERVERS.remove(server)

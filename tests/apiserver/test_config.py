@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from apiserver.kapis.config import configz, oauth_options
+from apiserver.kapis.config import configz, gpu_kinds, oauth_options
 from kubesphere.config import parse
 from tests.apiserver.conftest import ApiServer
 
@@ -56,6 +56,16 @@ def test_configz_follows_the_sections() -> None:
     assert found["devops"] and found["monitoring"] and found["redis"]
     assert not found["multicluster"] and not found["logging"] and not found["ldap"]
     assert all(isinstance(v, bool) for v in found.values())
+    assert not configz(parse({"monitoring": {"endpoint": ""}}, env={}))["monitoring"]
+
+
+def test_gpu_kinds_as_configured_else_null() -> None:
+    kinds = [{"resourceName": "nvidia.com/gpu", "resourceType": "GPU", "default": True, "extra": "x"}]
+    assert gpu_kinds(parse({"gpu": {"kinds": kinds}}, env={})) == [
+        {"resourceName": "nvidia.com/gpu", "resourceType": "GPU", "default": True}
+    ]
+    assert gpu_kinds(parse({}, env={})) is None
+    assert gpu_kinds(parse({"gpu": {"kinds": []}}, env={})) is None
 
 
 @pytest.mark.cluster

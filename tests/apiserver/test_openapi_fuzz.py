@@ -13,6 +13,11 @@ platform admin, for the handlers' own code paths).  Two things must hold:
   reads their own memberships and reads the tenant API (whose lists must then
   be empty for them).
 
+The monitoring and overview routes are fuzzed once more against a ks-apiserver whose
+``monitoring.endpoint`` is a real Prometheus (``monitoring`` fixture), as a platform admin, so
+generated filters, times and steps reach Prometheus: its refusals must come back as a
+metric's ``error`` or a 400, never a 5xx.
+
 ``/oauth/logout`` is left out (it would revoke the fuzzing user's token).
 Bounded by ``MAX_EXAMPLES`` per operation.
 """
@@ -28,7 +33,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from apiserver import kapis
-from tests.apiserver.conftest import ApiServer, unique
+from tests.apiserver.conftest import ApiServer, Monitoring, unique
 from tests.apiserver.kapis_support import PASSWORD
 
 pytestmark = pytest.mark.cluster
@@ -114,3 +119,26 @@ def test_table_is_not_vacuous() -> None:
     assert not may("bob", "POST", "/kapis/tenant.kubesphere.io/v1alpha2/workspaces")
     assert may("bob", "PUT", f"{USERS}/bob/password")
     assert may("anonymous", "GET", "/kapis/config.kubesphere.io/v1alpha2/configs/oauth")
+
+
+MONITORED = SCHEMA.include(
+    path_regex=r"^/kapis/(monitoring\.kubesphere\.io|resources\.kubesphere\.io/v1alpha2)/"
+)
+
+
+@MONITORED.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_monitoring_with_prometheus(case: Any, monitoring: Monitoring) -> None:
+    """Fully authorized, with Prometheus answering: never a 5xx, and answers keep their shape."""
+    response = case.call(
+        base_url=monitoring.server.url, headers={"Authorization": f"Bearer {monitoring.token}"}, timeout=60
+    )
+    where = (
+        f"{case.method} {case.formatted_path} {case.query} -> {response.status_code} {response.text[:300]}"
+    )
+    assert response.status_code < 500, where
+    if response.status_code == 200 and case.formatted_path.startswith("/kapis/monitoring.kubesphere.io/"):
+        body = response.json()
+        items = body.get("results") if "results" in body else [body]
+        for item in items or []:
+            assert isinstance(item.get("data"), dict), where

@@ -8,6 +8,8 @@ from tests.apiserver.conftest import (  # noqa: F401 (fixtures)
     apiserver,
     apiserver_env,
     jwt_secret,
+    monitoring,
+    prometheus,
     start_apiserver,
     user_factory,
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from kubernetes import client
 
@@ -132,6 +133,20 @@ def test_backend_logs_admin_in_with_the_generated_password(
         config = (tmp_path / "backend" / "kubesphere.yaml").read_text()
         secret = client.CoreV1Api(cluster.api).read_namespaced_secret("kubesphere-secret", NS).data
         assert all(base64.b64decode(value).decode() not in config for value in secret.values())
+        # The console's charts: a local Prometheus stands in for the endpoint and scrapes the control plane.
+        endpoint = yaml.safe_load(config)["monitoring"]["endpoint"]
+        assert endpoint.startswith("http://127.0.0.1:")
+        password = base64.b64decode(secret["initAdminPassword"]).decode()
+
+        def etcd_up() -> bool:
+            resp = requests.get(
+                f"http://{bind}/kapis/monitoring.kubesphere.io/v1alpha3/components/etcd",
+                params={"metrics_filter": "etcd_server_list$"}, auth=("admin", password), timeout=30,
+            )  # fmt: skip
+            rows = resp.json()["results"][0]["data"].get("result") if resp.status_code == 200 else None
+            return bool(rows and rows[0]["value"][1] == "1")
+
+        wait_for(etcd_up, timeout=90, what="the local Prometheus to have scraped etcd", interval=1)
     finally:
         backend.down(tmp_path)
         for name in ("ks-apiserver", "ks-controller-manager"):

@@ -246,10 +246,13 @@ def test_install(run_role: RoleRunner, cluster: Cluster, absent: None) -> None:
     operator = apps.read_namespaced_deployment("prometheus-operator", NS)
     assert operator.spec.template.spec.containers[0].image == "kubesphere/prometheus-operator:v0.55.1"
 
-    config = yaml.safe_load(
-        core.read_namespaced_config_map("prometheus-k8s-config", NS).data["prometheus.yml"]
-    )
+    data = core.read_namespaced_config_map("prometheus-k8s-config", NS).data
+    config = yaml.safe_load(data["prometheus.yml"])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    # The rule file Prometheus loads holds the rule names the monitoring API asks for.
+    assert config["rule_files"] == ["/etc/prometheus/config/recording-rules.yaml"]
+    rules = {r["record"] for g in yaml.safe_load(data["recording-rules.yaml"])["groups"] for r in g["rules"]}
+    assert {"apiserver:up:sum", "apiserver:apiserver_request_total:sum_irate"} <= rules
     assert {"prometheus", "node-exporter", "kube-state-metrics", "apiserver"} <= set(jobs)
     assert all(job["kubernetes_sd_configs"] for job in jobs.values())
 
