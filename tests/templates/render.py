@@ -98,7 +98,10 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
         *[
             (
                 template,
-                {"monitoring_prometheus_config": _LOOKUP.format("prometheus.yaml.j2")},
+                {
+                    "monitoring_prometheus_config": _LOOKUP.format("prometheus.yaml.j2"),
+                    "monitoring_prometheus_rules": "{{ lookup('ansible.builtin.file', 'recording-rules.yaml') }}",
+                },
             )
             for template in (
                 "prometheus-configmap.yaml.j2",
