@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from devcluster import kube, realnode
-from devcluster.build import ensure_binaries, kwok_stage_dir
+from devcluster.build import ensure_binaries, kwok_crd_dir, kwok_stage_dir
 from devcluster.pki import ensure_pki
 from devcluster.processes import (
     ClusterError,
@@ -34,8 +34,11 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
 #: Bumped when the control plane's flags change, so a running older cluster is restarted.
-REVISION = 2
-PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler")
+REVISION = 3
+PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
+#: KWOK's Exec objects (one per pod, in the pod's namespace) say what a container's exec runs: a
+#: local command.  Only pods that have one can be exec'd into; nothing is configured by default.
+KWOK_CRDS = ("Exec",)
 KWOK_STAGES = (
     "node/fast/node-initialize",
     "node/heartbeat-with-lease/node-heartbeat-with-lease",
@@ -132,6 +135,9 @@ class LocalCluster:
         started = time.monotonic()
         try:
             for comp in self._components(binaries, ports):
+                if comp.name == "kwok":
+                    # Its CRDs first, or its Exec watch starts on a resource the server lacks.
+                    kube.apply_kwok_crds(self.kubeconfig, kwok_crd_dir(self.versions), KWOK_CRDS)
                 say(f"[cluster] starting {comp.name}" + (f" on port {comp.port}" if comp.port else ""))
                 st.pids[comp.name] = start(comp, self.logs)
                 st.save(self.state_file)
@@ -178,6 +184,8 @@ class LocalCluster:
             "podsOnNodeSyncParallelism": 1,
             "enablePodsOnNodeSyncListPager": True,
             "enablePodsOnNodeSyncStreamWatch": False,
+            # exec/attach/logs/port-forward on the fake kubelet (only pods with an Exec object exec).
+            "enableDebuggingHandlers": True,
         }
         config = {
             "kind": "KwokConfiguration",
@@ -288,12 +296,16 @@ class LocalCluster:
                     "--manage-all-nodes=false",
                     f"--manage-nodes-with-annotation-selector={kube.KWOK_ANNOTATION}=fake",
                     f"--cidr={POD_CIDR}",
-                    "--node-ip=10.0.0.1",
+                    # The fake nodes' kubelet is KWOK's own server: kube-apiserver reaches it there
+                    # for exec (and logs), so the nodes' address is the loopback one.
+                    "--node-ip=127.0.0.1",
+                    f"--node-port={p['kwok']}",
+                    f"--server-address=127.0.0.1:{p['kwok']}",
+                    f"--enable-crds={','.join(KWOK_CRDS)}",
                     "--node-lease-duration-seconds=40",
                 ],
-                None,
-                lambda: True,
-                timeout=3,
+                p["kwok"],
+                lambda: http_ok(f"http://127.0.0.1:{p['kwok']}/healthz"),
             ),
         ]
 
