@@ -142,7 +142,8 @@ async def _connect(kube: KubeClient) -> tuple[asyncio.StreamReader, asyncio.Stre
     url = yarl.URL(kube.server)
     context: ssl.SSLContext | None = None
     if url.scheme == "https":
-        context = kube.ssl_context if isinstance(kube.ssl_context, ssl.SSLContext) else ssl.create_default_context()
+        own = kube.ssl_context
+        context = own if isinstance(own, ssl.SSLContext) else ssl.create_default_context()
     return await asyncio.open_connection(
         url.host, url.port, ssl=context, server_hostname=url.host if context else None, limit=CHUNK * 4
     )
@@ -168,7 +169,8 @@ async def proxy(kube: KubeClient, request: web.Request) -> web.StreamResponse:
             body = b""
         finally:
             writer.close()
-        kept = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _DROP_RESPONSE | {"connection"})
+        dropped = _DROP_RESPONSE | {"connection"}
+        kept = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
         return web.Response(status=status, headers=kept, body=body)
     return await _splice(request, headers, reader, writer)
 

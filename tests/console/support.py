@@ -9,14 +9,18 @@ the server against the templates, not against a copy of its own output.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
+from kubernetes import client
 
 from tests.apiserver.conftest import CLIENT, ApiServer
+from tests.conftest import Cluster
 
 FILES = Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "files"
 IAM = "/kapis/iam.kubesphere.io/v1alpha2"
@@ -82,3 +86,36 @@ def login(server: ApiServer, name: str, password: str = PASSWORD) -> dict[str, A
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
     return body
+
+
+#: ks-controller-manager first works through every object the other suites left in the cluster.
+WAIT = 90
+
+
+@dataclass
+class Site:
+    server: ApiServer
+    cluster: Cluster
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    users: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    ws: str = ""
+    ns: str = ""
+
+    def get(self, who: str, path: str, **kw: Any) -> Any:
+        resp = call(self.server, "GET", path, self.tokens[who], **kw)
+        assert resp.status_code == 200, f"{who} GET {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def send(self, who: str, method: str, path: str, **kw: Any) -> Any:
+        return call(self.server, method, path, self.tokens.get(who), **kw)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.cluster.api)
+
+
+def add_user(site: Site, key: str, globalrole: str) -> None:
+    name = site.server.make_user(f"c{key}-{site.tag}", PASSWORD, globalrole=globalrole)
+    site.users[key] = name
+    site.tokens[key] = login(site.server, name)["access_token"]
