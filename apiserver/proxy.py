@@ -92,7 +92,8 @@ def gateway_routes(config: Config) -> tuple[Route, ...]:
 
 
 def is_kube_path(path: str) -> bool:
-    return path in ("/api", "/apis") or path.startswith(("/api/", "/apis/"))
+    """The Kubernetes API and its OpenAPI documents (kubectl reads those for apply and explain)."""
+    return path in ("/api", "/apis", "/openapi") or path.startswith(("/api/", "/apis/", "/openapi/"))
 
 
 def _forward_headers(request: web.Request, *, keep_auth: bool) -> CIMultiDict[str]:

@@ -15,6 +15,15 @@ module's grants are ``authenticated_allows`` instead:
 * ``GET /api`` (Kubernetes discovery root);
 * get/list/watch on ``tenant.kubesphere.io`` resources.
 
+and, as Kubernetes grants every authenticated user (``system:discovery``,
+``system:basic-user``), so that kubectl works through this server:
+
+* ``GET`` of discovery (``/api/...``, ``/apis/...`` below the resource level,
+  ``/openapi/...``, ``/version``);
+* ``create`` of ``selfsubjectaccessreviews``, ``selfsubjectrulesreviews`` and
+  ``selfsubjectreviews`` (answered by this server about the caller,
+  :mod:`apiserver.selfreview`).
+
 The resource grants hold only outside the Kubernetes API (``/kapis``), where
 the handlers decide what a user may change about themselves and filter what
 each caller sees.  KubeSphere's module also matches ``/apis/iam.kubesphere.io/
@@ -90,10 +99,32 @@ def rule_allows(info: RequestInfo, rule: Rule) -> bool:
     return verb_matches(rule, info.verb, fold_case=True) and non_resource_url_matches(rule, info.path)
 
 
+#: Discovery documents: how deep each root goes before it names resources (openapi holds only schemas).
+DISCOVERY_DEPTH = {"api": 2, "apis": 3, "openapi": 8, "version": 1}
+SELF_REVIEWS = frozenset(
+    {
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        ("authentication.k8s.io", "selfsubjectreviews"),
+    }
+)
+
+
+def is_discovery(path: str) -> bool:
+    """``/api``, ``/api/v1``, ``/apis[/g[/v]]``, ``/openapi/...``, ``/version``: no empty or dot segment."""
+    parts = path.rstrip("/").split("/")[1:]
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        return False
+    depth = DISCOVERY_DEPTH.get(parts[0])
+    return depth is not None and len(parts) <= depth
+
+
 def authenticated_allows(user: UserInfo, info: RequestInfo) -> bool:
     """The ``authenticated`` GlobalRole's rego-override grants, as explicit rules."""
     if not info.is_resource_request:
-        return info.verb.upper() == "GET" and info.path.rstrip("/") == "/api"
+        return info.verb.upper() in ("GET", "HEAD") and is_discovery(info.path)
+    if info.verb == "create" and (info.api_group, info.resource) in SELF_REVIEWS and not info.name:
+        return info.is_kubernetes_request
     if info.is_kubernetes_request:
         return False  # /api, /apis: these grants are for the /kapis handlers, which check what they allow
     if info.api_group == IAM_GROUP and info.resource == "users" and info.name == user.name:

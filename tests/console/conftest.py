@@ -20,7 +20,7 @@ from tests.apiserver.conftest import (  # noqa: F401 (fixtures)
     user_factory,
 )
 from tests.conftest import Cluster
-from tests.console.support import IAM, TENANT, WAIT, Site, add_user
+from tests.console.support import IAM, TENANT, WAIT, Site, add_user, exec_pod
 from tests.controllers.conftest import manager, managers_seen, objects  # noqa: F401 (fixtures)
 from tests.controllers.support import Manager
 from tests.helpers import wait_for
@@ -79,3 +79,13 @@ def site(platform_crds: Cluster, apiserver: ApiServer, manager: Manager) -> Iter
             except client.ApiException as exc:
                 if exc.status != 404:
                     raise
+
+
+@pytest.fixture(scope="module")
+def live(site: Site) -> Iterator[Site]:
+    """The site, with an operator in its project and a pod there that can be exec'd into."""
+    member = [{"username": site.users["regular"], "roleRef": "operator"}]
+    added = site.send("wsadmin", "POST", f"{IAM}/namespaces/{site.ns}/members", json=member)
+    assert added.status_code == 200, added.text
+    exec_pod(site.cluster.api, site.ns, "term")
+    yield site

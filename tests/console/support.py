@@ -21,6 +21,7 @@ from kubernetes import client
 
 from tests.apiserver.conftest import CLIENT, ApiServer
 from tests.conftest import Cluster
+from tests.helpers import wait_for
 
 FILES = Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "files"
 IAM = "/kapis/iam.kubesphere.io/v1alpha2"
@@ -119,3 +120,29 @@ def add_user(site: Site, key: str, globalrole: str) -> None:
     name = site.server.make_user(f"c{key}-{site.tag}", PASSWORD, globalrole=globalrole)
     site.users[key] = name
     site.tokens[key] = login(site.server, name)["access_token"]
+
+
+def exec_pod(api: client.ApiClient, namespace: str, name: str) -> None:
+    """A pod on a KWOK node whose exec runs the command on this machine (in /tmp), Running."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "nodeSelector": {"type": "kwok"},
+                "tolerations": [{"operator": "Exists"}],
+            },
+        },
+    )
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", namespace, "execs",
+        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec", "metadata": {"name": name},
+         "spec": {"execs": [{"local": {"workDir": "/tmp"}}]}},
+    )  # fmt: skip
+    wait_for(
+        lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running",
+        timeout=60,
+        what=f"pod {namespace}/{name} Running",
+    )

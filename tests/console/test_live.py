@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,7 @@ import aiohttp
 import pytest
 from kubernetes import client
 
-from tests.console.support import IAM, Site
-from tests.helpers import wait_for
+from tests.console.support import Site
 
 pytestmark = pytest.mark.cluster
 
@@ -43,32 +41,6 @@ def deployment(name: str) -> dict[str, Any]:
             },
         },
     }
-
-
-def exec_pod(api: client.ApiClient, namespace: str, name: str) -> None:
-    """A pod on a KWOK node whose exec runs the command on this machine (in /tmp), Running."""
-    core = client.CoreV1Api(api)
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "containers": [{"name": "c", "image": "busybox"}],
-                "nodeSelector": {"type": "kwok"},
-                "tolerations": [{"operator": "Exists"}],
-            },
-        },
-    )
-    client.CustomObjectsApi(api).create_namespaced_custom_object(
-        "kwok.x-k8s.io", "v1alpha1", namespace, "execs",
-        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec", "metadata": {"name": name},
-         "spec": {"execs": [{"local": {"workDir": "/tmp"}}]}},
-    )  # fmt: skip
-    wait_for(
-        lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running",
-        timeout=60,
-        what=f"pod {namespace}/{name} Running",
-    )
 
 
 @dataclass
@@ -125,16 +97,6 @@ async def ws_status(base: str, token: str, path: str) -> int:
             return 101
     except aiohttp.WSServerHandshakeError as exc:
         return exc.status
-
-
-@pytest.fixture(scope="module")
-def live(site: Site) -> Iterator[Site]:
-    """The site, with an operator in its project and a pod there that can be exec'd into."""
-    member = [{"username": site.users["regular"], "roleRef": "operator"}]
-    added = site.send("wsadmin", "POST", f"{IAM}/namespaces/{site.ns}/members", json=member)
-    assert added.status_code == 200, added.text
-    exec_pod(site.cluster.api, site.ns, "term")
-    yield site
 
 
 def test_websocket_watch_of_deployments_streams_events(live: Site) -> None:
