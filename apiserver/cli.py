@@ -87,6 +87,7 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 def make_context(cfg: configuration.Config, client: kube.KubeClient) -> Context:
     from apiserver.rbac import Authorizer
+    from apiserver.signing import Signer
 
     caches = kube.Caches(client, kube.PLATFORM_RESOURCES)
     tokens = TokenIssuer(cfg.authentication, make_store(cfg.cache))
@@ -96,6 +97,7 @@ def make_context(cfg: configuration.Config, client: kube.KubeClient) -> Context:
         caches=caches,
         authorizer=Authorizer(caches, mode=cfg.authorization_mode),
         tokens=tokens,
+        signer=Signer(cfg.authentication.oauth),
     )
 
 
@@ -142,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ks-apiserver: cannot load the kubeconfig: {exc}", file=sys.stderr)
         return 2
     host, port = args.bind
-    app = build(make_context(cfg, client), sync_timeout=args.sync_timeout)
+    try:
+        ctx = make_context(cfg, client)
+    except (configuration.ConfigError, OSError) as exc:  # the ID-token key it was told to load
+        print(f"ks-apiserver: {exc}", file=sys.stderr)
+        return 2
+    app = build(ctx, sync_timeout=args.sync_timeout)
     log.info("listening on %s://%s:%d", "https" if serving else "http", host, port)
     web.run_app(
         app, host=host, port=port, ssl_context=serving, print=None, access_log=None, shutdown_timeout=10
