@@ -59,7 +59,8 @@ RESOURCES_GROUP = "resources.kubesphere.io"
 RESOURCES_VERSION = "v1alpha3"
 #: Paths every caller may use; authentication still runs (a bad token is still a 401).
 ALWAYS_ALLOWED = ("/oauth/*", "/kapis/config.kubesphere.io/*", "/kapis/version", "/kapis/metrics", "/healthz",
-                  "/readyz", "/livez", "/openapi.json", "/docs")  # fmt: skip
+                  "/readyz", "/livez", "/openapi.json", "/docs",
+                  "/.well-known/openid-configuration")  # fmt: skip
 
 
 class CacheReader(Protocol):

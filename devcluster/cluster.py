@@ -197,6 +197,51 @@ class LocalCluster:
             docs.append((stage_root / f"{stage}.yaml").read_text())
         (self.dir / "kwok.yaml").write_text("---\n".join(docs))
 
+    def _apiserver_argv(self, binary: Path, etcd_url: str, port: int) -> list[str]:
+        pki = self.pki
+        return [
+            str(binary),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            # What kube-apiserver shows kubelets (the real node's logs, exec, port-forward).
+            f"--kubelet-client-certificate={pki / 'admin.crt'}",
+            f"--kubelet-client-key={pki / 'admin.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+
+    def extra_apiserver(self, name: str, *, args: list[str], timeout: float = 120) -> tuple[int, str]:
+        """Another kube-apiserver beside the running cluster: pid and URL (stop it with ``terminate``).
+
+        It shares the cluster's etcd under a prefix of its own (``/<name>``, so it starts empty
+        but for what it bootstraps) and its certificates; ``args`` are added (a webhook, say).
+        The caller stops it; ``down()`` stops it too (it runs from this state dir).
+        """
+        st = self.running()
+        if st is None:
+            raise ClusterError("the cluster is not running")
+        port = free_port()
+        argv = self._apiserver_argv(
+            ensure_binaries(self.versions)["kube-apiserver"], f"http://127.0.0.1:{st.ports['etcd']}", port
+        )
+        argv += [f"--etcd-prefix=/{name}", *args]
+        pid = start(
+            Component(name, argv, port, lambda: self._apiserver_ready(port), timeout=timeout), self.logs
+        )
+        return pid, f"https://127.0.0.1:{port}"
+
     def _components(self, b: dict[str, Path], p: dict[str, int]) -> list[Component]:
         d, pki = self.dir, self.pki
         etcd_url = f"http://127.0.0.1:{p['etcd']}"
@@ -225,28 +270,7 @@ class LocalCluster:
             ),
             Component(
                 "kube-apiserver",
-                [
-                    str(b["kube-apiserver"]),
-                    f"--etcd-servers={etcd_url}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
-                    f"--secure-port={p['apiserver']}",
-                    f"--cert-dir={pki}",
-                    f"--tls-cert-file={pki / 'apiserver.crt'}",
-                    f"--tls-private-key-file={pki / 'apiserver.key'}",
-                    f"--client-ca-file={pki / 'ca.crt'}",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-account-key-file={pki / 'sa.pub'}",
-                    f"--service-account-signing-key-file={pki / 'sa.key'}",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
-                    "--authorization-mode=Node,RBAC",
-                    "--allow-privileged=true",
-                    "--endpoint-reconciler-type=none",
-                    # What kube-apiserver shows kubelets (the real node's logs, exec, port-forward).
-                    f"--kubelet-client-certificate={pki / 'admin.crt'}",
-                    f"--kubelet-client-key={pki / 'admin.key'}",
-                    "--kubelet-preferred-address-types=InternalIP,Hostname",
-                ],
+                self._apiserver_argv(b["kube-apiserver"], etcd_url, p["apiserver"]),
                 p["apiserver"],
                 lambda: self._apiserver_ready(p["apiserver"]),
                 timeout=120,
