@@ -75,6 +75,7 @@ class Route:
     query: tuple[Param, ...] = ()
     body: Schema | None = None
     response: Schema = field(default_factory=lambda: OBJECT)
+    produces: str = "application/json"
 
     @property
     def path_params(self) -> list[str]:
@@ -98,6 +99,7 @@ class Routes:
         query: Iterable[Param] = (),
         body: Schema | None = None,
         response: Schema = OBJECT,
+        produces: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -110,6 +112,7 @@ class Routes:
                     query=tuple(query),
                     body=body,
                     response=response,
+                    produces=produces,
                 )
             )
             return handler
@@ -132,7 +135,14 @@ def _operation(route: Route) -> dict[str, Any]:
         "operationId": f"{route.method.lower()}:{route.path}",
         "parameters": params,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": route.response}}},
+            "200": {
+                "description": "OK",
+                "content": {
+                    route.produces: {
+                        "schema": route.response if route.produces.endswith("json") else {"type": "string"}
+                    }
+                },
+            },
             "400": TEXT_ERROR,
             "401": STATUS_ERROR,
             "403": STATUS_ERROR,

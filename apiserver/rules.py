@@ -10,7 +10,8 @@ KubeSphere's built-in ``authenticated`` GlobalRole carries an OPA module in
 ``iam.kubesphere.io/rego-override``.  This server evaluates no rego; the
 module's grants are ``authenticated_allows`` instead:
 
-* any verb on ``users/<self>`` (and its subresources) in ``iam.kubesphere.io``;
+* any verb on ``users/<self>`` (and its subresources) in ``iam.kubesphere.io``,
+  and ``get users/<self>/kubeconfig`` in ``resources.kubesphere.io``;
 * get/list/watch of one's own membership (``*members/<self>``);
 * ``GET /api`` (Kubernetes discovery root);
 * get/list/watch on ``tenant.kubesphere.io`` resources.
@@ -43,6 +44,7 @@ ALL = "*"
 READ_VERBS = frozenset({"get", "list", "watch"})
 IAM_GROUP = "iam.kubesphere.io"
 TENANT_GROUP = "tenant.kubesphere.io"
+RESOURCES_GROUP = "resources.kubesphere.io"
 
 Rule = Mapping[str, Any]
 
@@ -129,6 +131,13 @@ def authenticated_allows(user: UserInfo, info: RequestInfo) -> bool:
         return False  # /api, /apis: these grants are for the /kapis handlers, which check what they allow
     if info.api_group == IAM_GROUP and info.resource == "users" and info.name == user.name:
         return True
+    if (info.api_group, info.resource, info.subresource, info.verb) == (
+        RESOURCES_GROUP,
+        "users",
+        "kubeconfig",
+        "get",
+    ):
+        return info.name == user.name  # one's own kubeconfig download
     if info.resource.endswith("members") and info.verb in READ_VERBS and info.name == user.name:
         return True
     return info.api_group == TENANT_GROUP and info.verb in READ_VERBS

@@ -63,6 +63,7 @@ STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet", True)
 DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet", True)
 JOBS = Resource("batch", "v1", "jobs", "Job", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
+CSRS = Resource("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest")
 # RBAC
 ROLES = Resource(RBAC, "v1", "roles", "Role", True)
 ROLEBINDINGS = Resource(RBAC, "v1", "rolebindings", "RoleBinding", True)

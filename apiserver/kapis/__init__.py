@@ -1,4 +1,4 @@
-"""The /kapis APIs (iam, tenant, resources, config, version) and the OpenAPI document describing them.
+"""The /kapis APIs (iam, tenant, resources, kubeconfig, config, version) and their OpenAPI document.
 
 ``setup(app)`` adds every route of ``ALL`` to the router, and serves the
 document generated from the same declarations at ``/openapi.json`` with a
@@ -17,6 +17,7 @@ from apiserver.kapis import (
     config,
     groups,
     iam,
+    kubeconfig,
     members,
     permissions,
     resources,
@@ -36,6 +37,7 @@ ALL = (
     tenant.routes,
     tenant.routes3,
     resources.routes,
+    kubeconfig.routes,
     config.routes,
     version.routes,
 )
