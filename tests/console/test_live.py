@@ -10,7 +10,12 @@ pod that has an ``Exec`` object, so what is typed comes back from ``cat``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
+import socket
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +25,7 @@ import pytest
 from kubernetes import client
 
 from tests.console.support import Site
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -150,6 +156,59 @@ def test_watch_ended_by_kube_apiserver_closes_the_websocket(live: Site) -> None:
                         return msg.type
 
     assert asyncio.run(watch()) in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def _upstream_sockets(pid: int, port: int) -> int:
+    """Established TCP connections of process ``pid`` to local ``port`` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                if inode in inodes and state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def _raw_websocket(url: str, path: str, token: str) -> socket.socket:
+    """A websocket handshake on a bare socket (so the test can drop it without a close frame)."""
+    parsed = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=30)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (f"GET {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {url}\r\n"
+         f"Authorization: Bearer {token}\r\n\r\n").encode()
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head[:200]
+    return sock
+
+
+def test_a_caller_that_goes_away_closes_the_upstream_connection(live: Site) -> None:
+    """Dropped websockets (no close frame) take their kube-apiserver connections with them."""
+    pid = live.server.proc.pid
+    port = int(urllib.parse.urlsplit(live.cluster.server).port or 443)
+    before = _upstream_sockets(pid, port)
+    path = f"/apis/apps/v1/watch/namespaces/{live.ns}/deployments"
+    sockets = [_raw_websocket(live.server.url, path, live.tokens["viewer"]) for _ in range(5)]
+    try:
+        assert _upstream_sockets(pid, port) >= before + 5
+    finally:
+        for sock in sockets:
+            sock.close()
+    wait_for(
+        lambda: _upstream_sockets(pid, port) <= before, timeout=30, what="the upstream connections closed"
+    )
 
 
 def test_websocket_watch_needs_the_right_to_watch(live: Site) -> None:
