@@ -39,6 +39,16 @@ def _claims(token: str) -> dict[str, Any]:
 # -- login and the dashboard --------------------------------------------------------------------
 
 
+def test_version_steers_the_console_to_the_3_4_paths(site: Site) -> None:
+    """session.js getWorkspaces/getKSConfig: gitVersion's major.minor above 3.2 means tenant v1alpha3."""
+    version = site.get("admin", "/kapis/version")
+    digits = "".join(c for c in version["gitVersion"] if c.isdigit() or c == ".")
+    assert float(".".join(digits.split(".")[:2])) > 3.2
+    listed = site.get("admin", f"{TENANT3}/workspacetemplates", params={"limit": 10})
+    assert site.ws in [item["metadata"]["name"] for item in listed["items"]]
+    assert version["kubernetes"]["gitVersion"].startswith("v1.")  # the console's k8sVersion
+
+
 def test_login_user_detail_and_global_rules(site: Site) -> None:
     """session.js: login, the user's detail and global rules (the dashboard's menus)."""
     tokens = login(site.server, site.users["admin"])
