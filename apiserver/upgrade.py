@@ -103,7 +103,8 @@ def request_head(kube: KubeClient, request: web.Request) -> bytes:
         lines.append(f"{key}: {value}")
     lines += ["Connection: Upgrade", f"Upgrade: {request.headers['Upgrade']}"]
     lines += [f"{k}: {v}" for k, v in kube.headers().items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    # Header values arrive decoded; what latin-1 cannot carry was not valid in a header either.
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
 
 
 def parse_head(raw: bytes) -> tuple[int, CIMultiDict[str]]:
@@ -151,6 +152,7 @@ async def _connect(kube: KubeClient) -> tuple[asyncio.StreamReader, asyncio.Stre
 
 async def proxy(kube: KubeClient, request: web.Request) -> web.StreamResponse:
     """Send an upgrade request to kube-apiserver; on ``101`` splice the two connections."""
+    writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             reader, writer = await _connect(kube)
@@ -159,7 +161,7 @@ async def proxy(kube: KubeClient, request: web.Request) -> web.StreamResponse:
             status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
         log.warning("upgrade %s %s: %s", request.method, request.path, exc or type(exc).__name__)
-        with contextlib.suppress(UnboundLocalError):
+        if writer is not None:
             writer.close()
         raise APIError(503, "kube-apiserver is unavailable", as_status=True) from None
     if status != 101:
