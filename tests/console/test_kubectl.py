@@ -8,6 +8,7 @@ call is authorized by KubeSphere's rules for the token's user, then proxied; ``a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -76,11 +77,16 @@ def kubectl_as(
 
 
 def kubectl(
-    cluster: Cluster, kubeconfig: Path, *args: str, stdin: str | None = None
+    cluster: Cluster,
+    kubeconfig: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(cluster.kubectl), f"--kubeconfig={kubeconfig}", *args],
         input=stdin, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **env} if env else None,
     )  # fmt: skip
 
 
@@ -157,6 +163,16 @@ def test_exec(live: Site, kubectl_as: dict[str, Path]) -> None:
     assert typed.returncode == 0, typed.stderr
     assert typed.stdout == f"got:{line}\n"
     denied = kubectl(live.cluster, kubectl_as["viewer"], "exec", "term", "--", "true")
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied
+
+
+def test_exec_over_spdy(live: Site, kubectl_as: dict[str, Path]) -> None:
+    """kubectl's older transport (SPDY/3.1 upgrade of a POST) goes through the same splice."""
+    spdy = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+    ran = kubectl(live.cluster, kubectl_as["regular"], "exec", "term", "--", "echo", "over-spdy", env=spdy)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "over-spdy\n"
+    denied = kubectl(live.cluster, kubectl_as["viewer"], "exec", "term", "--", "true", env=spdy)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied
 
 
