@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from typing import TYPE_CHECKING
 
 import yarl
@@ -139,23 +138,12 @@ async def _read_body(reader: asyncio.StreamReader, headers: CIMultiDict[str]) ->
     return await reader.read()
 
 
-async def _connect(kube: KubeClient) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    url = yarl.URL(kube.server)
-    context: ssl.SSLContext | None = None
-    if url.scheme == "https":
-        own = kube.ssl_context
-        context = own if isinstance(own, ssl.SSLContext) else ssl.create_default_context()
-    return await asyncio.open_connection(
-        url.host, url.port, ssl=context, server_hostname=url.host if context else None, limit=CHUNK * 4
-    )
-
-
 async def proxy(kube: KubeClient, request: web.Request) -> web.StreamResponse:
     """Send an upgrade request to kube-apiserver; on ``101`` splice the two connections."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            reader, writer = await _connect(kube)
+            reader, writer = await kube.connect(limit=CHUNK * 4)
             writer.write(request_head(kube, request))
             await writer.drain()
             status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
