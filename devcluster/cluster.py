@@ -36,9 +36,10 @@ POD_CIDR = "10.244.0.0/16"
 #: Bumped when the control plane's flags change, so a running older cluster is restarted.
 REVISION = 3
 PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
-#: KWOK's Exec objects (one per pod, in the pod's namespace) say what a container's exec runs: a
-#: local command.  Only pods that have one can be exec'd into; nothing is configured by default.
-KWOK_CRDS = ("Exec",)
+#: KWOK's Exec and PortForward objects (one per pod, in the pod's namespace) say what a container's
+#: exec runs (a local command) and where its forwarded ports lead (a local address).  Only pods that
+#: have one can be exec'd into or forwarded to; nothing is configured by default.
+KWOK_CRDS = ("Exec", "PortForward")
 KWOK_STAGES = (
     "node/fast/node-initialize",
     "node/heartbeat-with-lease/node-heartbeat-with-lease",

@@ -146,3 +146,12 @@ def exec_pod(api: client.ApiClient, namespace: str, name: str) -> None:
         timeout=60,
         what=f"pod {namespace}/{name} Running",
     )
+
+
+def forward_pod(api: client.ApiClient, namespace: str, name: str, *, port: int, target: int) -> None:
+    """KWOK's PortForward for a pod: its ``port`` leads to ``127.0.0.1:<target>`` on this machine."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", namespace, "portforwards",
+        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward", "metadata": {"name": name},
+         "spec": {"forwards": [{"ports": [port], "target": {"port": target, "address": "127.0.0.1"}}]}},
+    )  # fmt: skip

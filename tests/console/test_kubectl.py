@@ -8,8 +8,12 @@ call is authorized by KubeSphere's rules for the token's user, then proxied; ``a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import socketserver
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +25,8 @@ from kubernetes import client
 from devcluster.pki import ensure_serving_cert
 from tests.apiserver.conftest import _SERVERS, ApiServer, UserFactory, config_doc, start_server
 from tests.conftest import Cluster
-from tests.console.support import Site
-from tests.services import RedisServer
+from tests.console.support import Site, forward_pod
+from tests.services import RedisServer, free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -173,6 +177,54 @@ def test_exec_over_spdy(live: Site, kubectl_as: dict[str, Path]) -> None:
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "over-spdy\n"
     denied = kubectl(live.cluster, kubectl_as["viewer"], "exec", "term", "--", "true", env=spdy)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied
+
+
+@contextlib.contextmanager
+def echo_server() -> Iterator[int]:
+    """A TCP server on loopback that answers each line with ``pong:<line>``; yields its port."""
+
+    class Echo(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for line in self.rfile:
+                self.wfile.write(b"pong:" + line)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True  # a connection KWOK keeps open must not hold the test up
+        block_on_close = False
+
+    with Server(("127.0.0.1", 0), Echo) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+
+
+def test_port_forward(live: Site, kubectl_as: dict[str, Path]) -> None:
+    """``kubectl port-forward`` through ks-apiserver reaches what the pod's port leads to (KWOK: a local
+    server); a project viewer may not forward (create pods/portforward)."""
+    with echo_server() as target:
+        forward_pod(live.cluster.api, live.ns, "term", port=8080, target=target)
+        local = free_port()
+        argv = [str(live.cluster.kubectl), f"--kubeconfig={kubectl_as['regular']}",
+                "port-forward", "pod/term", f"{local}:8080"]  # fmt: skip
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            try:
+                assert proc.stdout is not None
+                first = proc.stdout.readline()
+                assert "Forwarding from 127.0.0.1" in first, first + (
+                    proc.stderr.read() if proc.stderr else ""
+                )
+                with socket.create_connection(("127.0.0.1", local), timeout=30) as conn:
+                    conn.sendall(b"ping\n")
+                    assert conn.makefile("rb").readline() == b"pong:ping\n"
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    denied = kubectl(live.cluster, kubectl_as["viewer"], "port-forward", "pod/term", f"{free_port()}:8080",
+                     "--pod-running-timeout=5s")  # fmt: skip
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied
 
 
