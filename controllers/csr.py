@@ -22,7 +22,7 @@ import kopf
 from controllers import kubeconfigs, metrics
 from controllers.context import Context
 from controllers.errors import RetryLater
-from kubesphere.resources import CONFIGMAPS, CSRS, Obj
+from kubesphere.resources import CONFIGMAPS, CSRS, USERS, Obj
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ def reconcile(ctx: Context, csr: Obj, identity: Identity) -> None:
     name = kubeconfigs.configmap_name(user)
     cm = ctx.kube.get(CONFIGMAPS, name, namespace=ns)
     if cm is None:
+        if ctx.kube.get(USERS, user) is None:  # the user is gone (and its ConfigMap with it)
+            ctx.kube.delete(CSRS, meta["name"])
+            return
         raise RetryLater(f"ConfigMap {ns}/{name} does not exist (yet)", delay=5)
     key = str((meta.get("annotations") or {}).get(kubeconfigs.PRIVATE_KEY_ANNOTATION) or "")
     text = kubeconfigs.with_credentials(

@@ -254,6 +254,7 @@ def cleanup(ctx: Context, name: str) -> None:
         LOGINRECORDS,
     ):
         removed += ctx.kube.delete_labelled(kind, selector)
+    ctx.kube.delete_labelled(CSRS, f"{kubeconfigs.USERNAME_LABEL}={name}")  # one not filed yet holds a key
     if ctx.ldap is not None:
         ctx.ldap.delete(name)
     ctx.kube.remove_finalizer(USERS, name, FINALIZER)
