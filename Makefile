@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST  = rc=0; $(PY) -m pytest $(1) || rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests selected by $(1)"; rc=0; fi; exit $$rc
 
 .PHONY: help up up-real test test-realnode setup venv system-deps binaries cluster-up cluster-down cluster-status bench-installer down test-molecule \
-        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver bench-monitoring image bench-image
+        test-unit test-cluster lint bench-cluster clean bench-controllers bench-apiserver bench-monitoring bench-watch image bench-image
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -101,6 +101,9 @@ bench-controllers: setup ## controller-manager benchmark (1,000 users vs bcrypt 
 
 bench-image: setup ## image build times (base and image, cold and warm) and size
 	$(PY) -m bench.image
+
+bench-watch: setup ## websocket watch through ks-apiserver vs straight to kube-apiserver (events/s, added latency)
+	$(PY) -m bench.watch
 
 bench-apiserver: setup ## ks-apiserver benchmark (proxy vs direct, cached lists at 10,000 users / 5,000 namespaces, RSS)
 	$(PY) -m bench.apiserver

@@ -181,6 +181,11 @@ async def _bearer(ctx: Context, token: str, *, refresh_allowed: bool = False) ->
     return user_info(user, claims.extra)
 
 
+async def verify_bearer(ctx: Context, token: str) -> UserInfo:
+    """The user a bearer token stands for (access and static tokens of active users); 401 otherwise."""
+    return await _bearer(ctx, token)
+
+
 async def authenticate(ctx: Context, request: web.Request) -> UserInfo:
     """The caller of ``request``; raises a 401 ``APIError`` for bad credentials."""
     header = request.headers.get("Authorization")

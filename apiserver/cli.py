@@ -1,7 +1,9 @@
 """``ks-apiserver``: load kubesphere.yaml, connect to Kubernetes and Redis, fill the caches, serve.
 
 Out of cluster it listens on 127.0.0.1:9090 (as ks-apiserver does); in a pod
-``--bind 0.0.0.0:9090``.  A configuration it cannot use exits with status 2 and
+``--bind 0.0.0.0:9090``.  Plain HTTP unless ``--tls-cert-file`` and
+``--tls-private-key-file`` (KubeSphere's flags) name a certificate: clients
+such as kubectl send bearer tokens over HTTPS only.  A configuration it cannot use exits with status 2 and
 a message naming the key.
 """
 
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,6 +45,11 @@ def parser() -> argparse.ArgumentParser:
         "--bind", type=parse_bind, default=parse_bind(os.environ.get("KS_APISERVER_BIND", "127.0.0.1:9090")),
         help="HOST:PORT to listen on (default 127.0.0.1:9090, or $KS_APISERVER_BIND)",
     )  # fmt: skip
+    p.add_argument(
+        "--tls-cert-file", type=Path, default=None,
+        help="serve HTTPS with this certificate (PEM, chain after the leaf); needs --tls-private-key-file",
+    )  # fmt: skip
+    p.add_argument("--tls-private-key-file", type=Path, default=None, help="the key of --tls-cert-file (PEM)")
     p.add_argument("--log-level", default=os.environ.get("KS_APISERVER_LOG_LEVEL", "INFO"))
     p.add_argument(
         "--sync-timeout", type=float, default=120.0, help="seconds to wait for the first cache sync"
@@ -59,8 +67,27 @@ def load_config(path: Path | None) -> configuration.Config:
     return cfg
 
 
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The serving context of ``--tls-cert-file``/``--tls-private-key-file`` (None: plain HTTP).
+
+    Raises ``ConfigError`` when only one is given or they cannot be loaded.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise configuration.ConfigError("--tls-cert-file and --tls-private-key-file go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise configuration.ConfigError(f"--tls-cert-file {cert}: cannot load it: {exc}") from exc
+    return context
+
+
 def make_context(cfg: configuration.Config, client: kube.KubeClient) -> Context:
     from apiserver.rbac import Authorizer
+    from apiserver.signing import Signer
 
     caches = kube.Caches(client, kube.PLATFORM_RESOURCES)
     tokens = TokenIssuer(cfg.authentication, make_store(cfg.cache))
@@ -70,6 +97,7 @@ def make_context(cfg: configuration.Config, client: kube.KubeClient) -> Context:
         caches=caches,
         authorizer=Authorizer(caches, mode=cfg.authorization_mode),
         tokens=tokens,
+        signer=Signer(cfg.authentication.oauth),
     )
 
 
@@ -106,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         cfg = load_config(args.config)
+        serving = tls_context(args.tls_cert_file, args.tls_private_key_file)
     except configuration.ConfigError as exc:
         print(f"ks-apiserver: {exc}", file=sys.stderr)
         return 2
@@ -115,9 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ks-apiserver: cannot load the kubeconfig: {exc}", file=sys.stderr)
         return 2
     host, port = args.bind
-    app = build(make_context(cfg, client), sync_timeout=args.sync_timeout)
-    log.info("listening on %s:%d", host, port)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10)
+    try:
+        ctx = make_context(cfg, client)
+    except (configuration.ConfigError, OSError) as exc:  # the ID-token key it was told to load
+        print(f"ks-apiserver: {exc}", file=sys.stderr)
+        return 2
+    app = build(ctx, sync_timeout=args.sync_timeout)
+    log.info("listening on %s://%s:%d", "https" if serving else "http", host, port)
+    web.run_app(
+        app, host=host, port=port, ssl_context=serving, print=None, access_log=None, shutdown_timeout=10
+    )
     return 0
 
 

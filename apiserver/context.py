@@ -19,6 +19,7 @@ from kubesphere.config import Config
 
 if TYPE_CHECKING:
     from apiserver.rbac import Authorizer
+    from apiserver.signing import Signer
     from apiserver.tokens import TokenIssuer
 
 
@@ -30,6 +31,8 @@ class Context:
     authorizer: Authorizer
     tokens: TokenIssuer
     started: float = field(default_factory=time.time)
+    #: The ID-token key; made on first use unless the command set it up (``apiserver.oidc``).
+    signer: Signer | None = None
 
 
 CONTEXT: web.AppKey[Context] = web.AppKey("context", Context)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yarl
 
 from kubesphere import kubeconfig
 from kubesphere.errors import KubeError, KubeUnavailable
@@ -148,6 +149,20 @@ class KubeClient:
                 yield resp
         except (aiohttp.ClientConnectionError, TimeoutError, ssl.SSLError) as exc:
             raise KubeUnavailable(f"kube-apiserver {self.server}: {exc or type(exc).__name__}") from exc
+
+    async def connect(self, *, limit: int = 1 << 18) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection of its own to kube-apiserver, TLS as configured (upgrades; ``apiserver.upgrade``).
+
+        The caller writes the request with :meth:`headers` and owns the connection after.
+        """
+        url = yarl.URL(self.server)
+        context: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            own = self.ssl_context
+            context = own if isinstance(own, ssl.SSLContext) else ssl.create_default_context()
+        return await asyncio.open_connection(
+            url.host, url.port, ssl=context, server_hostname=url.host if context else None, limit=limit
+        )
 
     async def request(
         self,

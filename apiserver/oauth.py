@@ -1,4 +1,7 @@
-"""``/oauth``: the token endpoint (password and refresh_token grants), logout, userinfo, discovery.
+"""``/oauth``: the token endpoint (password, refresh_token and code grants), logout, userinfo, discovery.
+
+The authorization endpoint, the JWKS and the TokenReview webhook are in
+``apiserver.oidc``.
 
 The token endpoint takes a form body only (anything else is 415) and checks,
 in KubeSphere's order: the OAuth client (401 ``invalid_client``), the grant
@@ -15,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from apiserver import authn, kube, loginrecords
+from apiserver import authn, kube, loginrecords, oidc
 from apiserver.context import CONTEXT, USER_KEY
 from apiserver.identity import UserInfo
 from apiserver.tokens import REFRESH_TOKEN, TokenError
@@ -49,6 +52,8 @@ async def token(request: web.Request) -> web.Response:
         return await _password_grant(request, field.get("username", ""), field.get("password", ""))
     if grant == "refresh_token":
         return await _refresh_grant(request, field.get("refresh_token", ""))
+    if grant == oidc.CODE:
+        return await oidc.code_grant(request, field.get("code", ""), client.name)
     return oauth_error(400, "unsupported_grant_type")
 
 
@@ -124,13 +129,29 @@ async def discovery(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "issuer": ctx.config.authentication.oauth.issuer,
+            "authorization_endpoint": f"{base}/oauth/authorize",
             "token_endpoint": f"{base}/oauth/token",
+            "jwks_uri": f"{base}/oauth/keys",
             "userinfo_endpoint": f"{base}/oauth/userinfo",
             "end_session_endpoint": f"{base}/oauth/logout",
-            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": ["code", "token"],
+            "subject_types_supported": ["public"],
+            "grant_types_supported": ["authorization_code", "password", "refresh_token"],
+            "scopes_supported": ["openid", "email", "profile"],
             "token_endpoint_auth_methods_supported": ["client_secret_post"],
-            "id_token_signing_alg_values_supported": ["HS256"],
-            "claims_supported": ["iss", "sub", "username", "iat", "exp", "token_type", "extra"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": [
+                "iss",
+                "sub",
+                "aud",
+                "iat",
+                "exp",
+                "email",
+                "locale",
+                "name",
+                "preferred_username",
+                "nonce",
+            ],
         }
     )
 
@@ -141,3 +162,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/oauth/userinfo", userinfo)
     app.router.add_get("/oauth/.well-known/openid-configuration", discovery)
     app.router.add_get("/.well-known/openid-configuration", discovery)
+    oidc.setup(app)

@@ -75,6 +75,7 @@ class Route:
     query: tuple[Param, ...] = ()
     body: Schema | None = None
     response: Schema = field(default_factory=lambda: OBJECT)
+    produces: str = "application/json"
 
     @property
     def path_params(self) -> list[str]:
@@ -98,6 +99,7 @@ class Routes:
         query: Iterable[Param] = (),
         body: Schema | None = None,
         response: Schema = OBJECT,
+        produces: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -110,6 +112,7 @@ class Routes:
                     query=tuple(query),
                     body=body,
                     response=response,
+                    produces=produces,
                 )
             )
             return handler
@@ -132,7 +135,14 @@ def _operation(route: Route) -> dict[str, Any]:
         "operationId": f"{route.method.lower()}:{route.path}",
         "parameters": params,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": route.response}}},
+            "200": {
+                "description": "OK",
+                "content": {
+                    route.produces: {
+                        "schema": route.response if route.produces.endswith("json") else {"type": "string"}
+                    }
+                },
+            },
             "400": TEXT_ERROR,
             "401": STATUS_ERROR,
             "403": STATUS_ERROR,
@@ -150,7 +160,7 @@ def _operation(route: Route) -> dict[str, Any]:
 OAUTH_PATHS: dict[str, Any] = {
     "/oauth/token": {
         "post": {
-            "summary": "Issue tokens (password or refresh_token grant)",
+            "summary": "Issue tokens (password, refresh_token or code grant)",
             "tags": ["OAuth"],
             "operationId": "post:/oauth/token",
             "requestBody": {
@@ -161,7 +171,11 @@ OAUTH_PATHS: dict[str, Any] = {
                             "type": "object",
                             "required": ["grant_type", "client_id", "client_secret"],
                             "properties": {
-                                "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
+                                "grant_type": {
+                                    "type": "string",
+                                    "enum": ["password", "refresh_token", "code"],
+                                },
+                                "code": {"type": "string"},
                                 "client_id": {"type": "string"},
                                 "client_secret": {"type": "string"},
                                 "username": {"type": "string"},
@@ -205,6 +219,51 @@ OAUTH_PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+def _oauth_op(method: str, path: str, summary: str, **extra: Any) -> dict[str, Any]:
+    op = {
+        "summary": summary,
+        "tags": ["OAuth"],
+        "operationId": f"{method}:{path}",
+        "responses": {
+            "200": {"description": "OK"},
+            "400": TEXT_ERROR,
+            "401": {"description": "login_required"},
+        },
+    }
+    return {method: {**op, **extra}}  # fmt: skip
+
+
+_AUTHORIZE_QUERY = [
+    {"name": n, "in": "query", "required": n in ("client_id", "response_type"), "schema": {"type": "string"}}
+    for n in ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
+]
+_TOKEN_REVIEW = {
+    "type": "object",
+    "properties": {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "spec": {"type": "object", "properties": {"token": {"type": "string"}}},
+    },
+}
+OAUTH_PATHS.update(
+    {
+        "/oauth/authorize": _oauth_op(
+            "get", "/oauth/authorize", "Authorization endpoint (code or token) for a logged-in caller",
+            parameters=_AUTHORIZE_QUERY,
+        ),
+        "/oauth/keys": _oauth_op("get", "/oauth/keys", "The JWKS that verifies ID tokens"),
+        "/oauth/authenticate": _oauth_op(
+            "post", "/oauth/authenticate", "TokenReview webhook for kube-apiserver",
+            requestBody={"required": True, "content": {"application/json": {"schema": _TOKEN_REVIEW}}},
+        ),
+        "/oauth/userinfo": _oauth_op("get", "/oauth/userinfo", "The caller's OpenID claims"),
+        "/oauth/.well-known/openid-configuration": _oauth_op(
+            "get", "/oauth/.well-known/openid-configuration", "OpenID discovery document"
+        ),
+    }
+)  # fmt: skip
 
 
 def document(

@@ -3,7 +3,9 @@
 Kubernetes API calls arrive here already authenticated and authorized by
 KubeSphere's own rules; they go on with the server's credentials (the
 caller's ``Authorization``, ``Impersonate-*`` and ``X-Remote-*`` headers are dropped), and
-the answer streams back as it arrives, so watches work.
+the answer streams back as it arrives, so watches work.  Upgrade requests
+(websocket watches, exec, attach, port-forward) are spliced by
+:mod:`apiserver.upgrade`.
 
 Gateway routes send a path prefix to a component's backend (DevOps API,
 Jenkins, notification...) from ``gateway.routes`` in kubesphere.yaml
@@ -24,6 +26,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from apiserver import upgrade
 from apiserver.errors import APIError
 from apiserver.kube import KubeUnavailable
 from kubesphere.config import parse_duration
@@ -89,7 +92,8 @@ def gateway_routes(config: Config) -> tuple[Route, ...]:
 
 
 def is_kube_path(path: str) -> bool:
-    return path in ("/api", "/apis") or path.startswith(("/api/", "/apis/"))
+    """The Kubernetes API and its OpenAPI documents (kubectl reads those for apply and explain)."""
+    return path in ("/api", "/apis", "/openapi") or path.startswith(("/api/", "/apis/", "/openapi/"))
 
 
 def _forward_headers(request: web.Request, *, keep_auth: bool) -> CIMultiDict[str]:
@@ -131,7 +135,7 @@ def _body(request: web.Request) -> Any:
 
 async def to_kube(ctx: Context, request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade"):
-        raise APIError(501, "upgrade requests (exec, attach, port-forward) are not proxied", as_status=True)
+        return await upgrade.proxy(ctx.kube, request)
     try:
         async with ctx.kube.open(
             request.method,

@@ -45,7 +45,7 @@ from apiserver.requestinfo import (
     RequestInfo,
     resource_scope,
 )
-from apiserver.rules import authenticated_allows, binding_applies, rule_allows
+from apiserver.rules import SELF_REVIEWS, authenticated_allows, binding_applies, rule_allows
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ RESOURCES_GROUP = "resources.kubesphere.io"
 RESOURCES_VERSION = "v1alpha3"
 #: Paths every caller may use; authentication still runs (a bad token is still a 401).
 ALWAYS_ALLOWED = ("/oauth/*", "/kapis/config.kubesphere.io/*", "/kapis/version", "/kapis/metrics", "/healthz",
-                  "/readyz", "/livez", "/openapi.json", "/docs")  # fmt: skip
+                  "/readyz", "/livez", "/openapi.json", "/docs",
+                  "/.well-known/openid-configuration")  # fmt: skip
 
 
 class CacheReader(Protocol):
@@ -186,6 +187,41 @@ class Authorizer:
         if self.mode == "AlwaysDeny":
             return False
         return self.rbac(user, info).allowed
+
+    def rules_for(
+        self, user: UserInfo, *, namespace: str = ""
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The user's Kubernetes-API rules in ``namespace`` (or cluster-wide): resource, non-resource."""
+        scope = resource_scope(api_group="", resource="pods", namespace=namespace, devops="", workspace="")
+        info = RequestInfo(
+            path="", verb="get", is_resource_request=True, api_prefix="api", namespace=namespace,
+            resource="pods", resource_scope=scope,
+        )  # fmt: skip
+        resource: list[dict[str, Any]] = [
+            {"verbs": ["create"], "apiGroups": [group], "resources": [res]}
+            for group, res in sorted(SELF_REVIEWS)
+        ]
+        non_resource: list[dict[str, Any]] = [
+            {
+                "verbs": ["get"],
+                "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi/*", "/version"],
+            }
+        ]
+        for _source, rules, role in self._rule_sets(user, info):
+            if role in CONSOLE_ROLES:
+                continue
+            for rule in rules:
+                if not isinstance(rule, Mapping):
+                    continue
+                if rule.get("nonResourceURLs"):
+                    non_resource.append({"verbs": list(rule.get("verbs") or []),
+                                         "nonResourceURLs": list(rule["nonResourceURLs"])})  # fmt: skip
+                else:
+                    entry = {k: list(rule.get(k) or []) for k in ("verbs", "apiGroups", "resources")}
+                    if rule.get("resourceNames"):
+                        entry["resourceNames"] = list(rule["resourceNames"])
+                    resource.append(entry)
+        return resource, non_resource
 
     def authorize_real(self, user: UserInfo, info: RequestInfo, *, api_group: str) -> Decision:
         """A deferred resources.kubesphere.io request, checked against the resource's real group."""

@@ -11,7 +11,8 @@ and version; a ``watch``/``proxy`` verb segment or the verb from the method;
 ``/workspaces/ws1`` stays resource ``workspaces`` named ``ws1``);
 ``namespaces/{ns}`` or ``devops/{d}``; then resource/name/subresource.  A get
 without a name is a list (a watch with ``watch=1``), a delete without a name a
-deletecollection, and a watch of namespaces selecting
+deletecollection, ``pods/exec``, ``pods/attach`` and ``pods/portforward``
+are ``create`` whatever the method (a websocket handshake is a GET), and a watch of namespaces selecting
 ``kubesphere.io/workspace=X`` is workspace-scoped (KubeSphere applies that to
 any resource, so a label on a pod or secret would widen a workspace's reach
 across namespaces).  Anything that is not an API path (fewer than three
@@ -36,6 +37,9 @@ KUBERNETES_PREFIXES = frozenset({"api", "apis"})
 SPECIAL_VERBS = frozenset({"proxy", "watch"})
 SPECIAL_VERBS_NO_SUBRESOURCES = frozenset({"proxy"})
 NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+#: Pod subresources that open a stream into a container: always ``create`` (as Kubernetes checks a
+#: websocket GET of them), so a role that may only read pods cannot open a terminal.
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 WORKSPACE_SELECTOR = "kubesphere.io/workspace="
 
 #: (group, resource) pairs that are authorized against GlobalRoleBindings only.
@@ -175,6 +179,8 @@ def resolve(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
             scope = WORKSPACE_SCOPE
     if not name and verb == "delete":
         verb = "deletecollection"
+    if resource == "pods" and subresource in CONNECT_SUBRESOURCES and verb in ("get", "create"):
+        verb = "create"
     return RequestInfo(
         path=path, verb=verb, is_resource_request=True, api_prefix=prefix, api_group=group,
         api_version=version, cluster=cluster, workspace=workspace, namespace=namespace, devops=devops,

@@ -10,10 +10,20 @@ KubeSphere's built-in ``authenticated`` GlobalRole carries an OPA module in
 ``iam.kubesphere.io/rego-override``.  This server evaluates no rego; the
 module's grants are ``authenticated_allows`` instead:
 
-* any verb on ``users/<self>`` (and its subresources) in ``iam.kubesphere.io``;
+* any verb on ``users/<self>`` (and its subresources) in ``iam.kubesphere.io``,
+  and ``get users/<self>/kubeconfig`` in ``resources.kubesphere.io``;
 * get/list/watch of one's own membership (``*members/<self>``);
 * ``GET /api`` (Kubernetes discovery root);
 * get/list/watch on ``tenant.kubesphere.io`` resources.
+
+and, as Kubernetes grants every authenticated user (``system:discovery``,
+``system:basic-user``), so that kubectl works through this server:
+
+* ``GET`` of discovery (``/api/...``, ``/apis/...`` below the resource level,
+  ``/openapi/...``, ``/version``);
+* ``create`` of ``selfsubjectaccessreviews``, ``selfsubjectrulesreviews`` and
+  ``selfsubjectreviews`` (answered by this server about the caller,
+  :mod:`apiserver.selfreview`).
 
 The resource grants hold only outside the Kubernetes API (``/kapis``), where
 the handlers decide what a user may change about themselves and filter what
@@ -34,6 +44,7 @@ ALL = "*"
 READ_VERBS = frozenset({"get", "list", "watch"})
 IAM_GROUP = "iam.kubesphere.io"
 TENANT_GROUP = "tenant.kubesphere.io"
+RESOURCES_GROUP = "resources.kubesphere.io"
 
 Rule = Mapping[str, Any]
 
@@ -90,14 +101,43 @@ def rule_allows(info: RequestInfo, rule: Rule) -> bool:
     return verb_matches(rule, info.verb, fold_case=True) and non_resource_url_matches(rule, info.path)
 
 
+#: Discovery documents: how deep each root goes before it names resources (openapi holds only schemas).
+DISCOVERY_DEPTH = {"api": 2, "apis": 3, "openapi": 8, "version": 1}
+SELF_REVIEWS = frozenset(
+    {
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        ("authentication.k8s.io", "selfsubjectreviews"),
+    }
+)
+
+
+def is_discovery(path: str) -> bool:
+    """``/api``, ``/api/v1``, ``/apis[/g[/v]]``, ``/openapi/...``, ``/version``: no empty or dot segment."""
+    parts = path.rstrip("/").split("/")[1:]
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        return False
+    depth = DISCOVERY_DEPTH.get(parts[0])
+    return depth is not None and len(parts) <= depth
+
+
 def authenticated_allows(user: UserInfo, info: RequestInfo) -> bool:
     """The ``authenticated`` GlobalRole's rego-override grants, as explicit rules."""
     if not info.is_resource_request:
-        return info.verb.upper() == "GET" and info.path.rstrip("/") == "/api"
+        return info.verb.upper() in ("GET", "HEAD") and is_discovery(info.path)
+    if info.verb == "create" and (info.api_group, info.resource) in SELF_REVIEWS and not info.name:
+        return info.is_kubernetes_request
     if info.is_kubernetes_request:
         return False  # /api, /apis: these grants are for the /kapis handlers, which check what they allow
     if info.api_group == IAM_GROUP and info.resource == "users" and info.name == user.name:
         return True
+    if (info.api_group, info.resource, info.subresource, info.verb) == (
+        RESOURCES_GROUP,
+        "users",
+        "kubeconfig",
+        "get",
+    ):
+        return info.name == user.name  # one's own kubeconfig download
     if info.resource.endswith("members") and info.verb in READ_VERBS and info.name == user.name:
         return True
     return info.api_group == TENANT_GROUP and info.verb in READ_VERBS

@@ -12,8 +12,10 @@ which only counts every answer for Prometheus):
 4. **authorization** (``ctx.authorizer``; deny is a 403 Status);
 5. **audit** — one structured log line per authorized request (user, verb,
    path, status, duration; never headers, query strings or bodies);
-6. **proxy** — ``/api``, ``/apis`` and gateway prefixes are forwarded; the
-   rest reaches the routes (``/oauth``, the ``/kapis`` handlers, health).
+6. **proxy** — ``/api``, ``/apis``, ``/openapi`` and gateway prefixes are
+   forwarded (upgrades spliced, ``apiserver.upgrade``), except the caller's
+   reviews of itself (``apiserver.selfreview``); the rest reaches the routes
+   (``/oauth``, the ``/kapis`` handlers, health).
 
 ``/healthz``, ``/livez`` and ``/readyz`` skip authentication so probes work;
 until the caches have synced every other request gets 503, because an answer
@@ -30,7 +32,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from apiserver import authn, firstlogin, metrics, oauth, proxy, requestinfo
+from apiserver import authn, firstlogin, metrics, oauth, proxy, requestinfo, selfreview
 from apiserver.context import CONTEXT, INFO_KEY, USER_KEY, Context
 from apiserver.errors import APIError, status_body
 from apiserver.identity import ANONYMOUS_USER, UserInfo
@@ -169,6 +171,8 @@ async def forward(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
     if request.get(firstlogin.CANDIDATE):
         return await firstlogin.handle(request)
+    if selfreview.handles(request):
+        return await selfreview.answer(request)
     if proxy.is_kube_path(path):
         return await proxy.to_kube(request.app[CONTEXT], request)
     gateway = request.app[GATEWAY]

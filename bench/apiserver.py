@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -34,8 +35,9 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -389,12 +391,9 @@ def cleanup_all(kubeconfig: Path) -> None:
     asyncio.run(go())
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    info = LocalCluster().up(log=False)
-    apply_platform(info.kubeconfig)
-    run_label = uuid.uuid4().hex[:6]
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"ks-bench-apiserver-{run_label}"
-    workdir.mkdir(parents=True)
+@contextlib.contextmanager
+def ks_apiserver(kubeconfig: Path, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A ks-apiserver on a free port with its own redis-server: the process and its URL."""
     with RedisServer().start() as redis:
         config = {
             "authentication": {"multipleLogin": True, "authenticateRateLimiterMaxTries": 10, "oauthOptions": {
@@ -410,14 +409,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "apiserver.cli", "--config", str(workdir / "kubesphere.yaml"),
-                 "--kubeconfig", str(info.kubeconfig), "--bind", f"127.0.0.1:{port}"],
+                 "--kubeconfig", str(kubeconfig), "--bind", f"127.0.0.1:{port}"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
             )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
         try:
-            url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
-            import urllib.request
-
             while True:
                 try:
                     if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
@@ -426,11 +423,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"ks-apiserver did not start; see {log}") from None
                     time.sleep(0.2)
-            started_rss = rss_mib(proc.pid)
-            result = asyncio.run(scenario(args, info.kubeconfig, url, proc.pid, run_label))
+            yield proc, url
         finally:
             proc.terminate()
             proc.wait(20)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    info = LocalCluster().up(log=False)
+    apply_platform(info.kubeconfig)
+    run_label = uuid.uuid4().hex[:6]
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"ks-bench-apiserver-{run_label}"
+    workdir.mkdir(parents=True)
+    with ks_apiserver(info.kubeconfig, workdir) as (proc, url):
+        started_rss = rss_mib(proc.pid)
+        result = asyncio.run(scenario(args, info.kubeconfig, url, proc.pid, run_label))
     return {
         "benchmark": "apiserver",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

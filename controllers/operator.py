@@ -27,6 +27,7 @@ from typing import Any
 import kopf
 
 from controllers import (
+    csr,
     devops,
     groupbindings,
     http,
@@ -76,7 +77,7 @@ def operator_settings(settings: Settings) -> kopf.OperatorSettings:
 
 def build_registry(ctx: Context) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    for module in (users, loginrecords, workspaces, namespaces, rolebindings, groupbindings, devops):
+    for module in (users, csr, loginrecords, workspaces, namespaces, rolebindings, groupbindings, devops):
         module.register(registry, ctx)
 
     @kopf.on.login(registry=registry)
@@ -94,7 +95,7 @@ async def _run_kopf(ctx: Context, health: http.Health, stop: asyncio.Event) -> N
         health.operator_ready = True
         log.info(
             "controllers running: user, loginrecord, workspacetemplate, workspace, namespace, "
-            "globalrolebinding, devopsproject"
+            "globalrolebinding, devopsproject, certificatesigningrequest"
         )
 
     watcher = asyncio.create_task(mark_ready())

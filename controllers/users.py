@@ -10,7 +10,8 @@ One level-based reconcile per User (on create, update and operator start):
 3. ``status.state``: ``Active`` once the password is a hash, ``Disabled``
    without one, ``AuthLimitExceeded`` while too many failed logins are recent
    (see :mod:`controllers.ratelimit`); a timer brings it back to ``Active``;
-4. the ConfigMap ``kubeconfig-<user>`` owned by the User;
+4. the ConfigMap ``kubeconfig-<user>`` owned by the User, and a
+   CertificateSigningRequest for its client certificate (``controllers.kubeconfigs``);
 5. the LDAP entry, when LDAP is configured.
 
 All of 1-3 is one conditional merge patch (the CRD has no status
@@ -21,6 +22,7 @@ bindings of every level, group bindings, login records) and its LDAP entry.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from typing import Any
@@ -33,6 +35,7 @@ from controllers.errors import GiveUp
 from kubesphere.resources import (
     CLUSTERROLEBINDINGS,
     CONFIGMAPS,
+    CSRS,
     GLOBALROLEBINDINGS,
     GROUPBINDINGS,
     LOGINRECORDS,
@@ -156,33 +159,61 @@ def _report_weak(ctx: Context, user: Obj, patch: Obj, why: str, *, now: str) -> 
 
 
 def ensure_kubeconfig(ctx: Context, user: Obj) -> None:
+    """The ``kubeconfig-<user>`` ConfigMap, and a CSR for its certificate when it has none (or an old one)."""
     ns = ctx.settings.controls_namespace
     name = user["metadata"]["name"]
     if not ctx.namespace_known(ns):
         ctx.kube.create(NAMESPACES, {"metadata": {"name": ns}})
         ctx.namespace_seen(ns)
-    text = kubeconfigs.build(user=name, server=ctx.settings.kubeconfig_server)
     cm_name = kubeconfigs.configmap_name(name)
-    body: Obj = {
-        "metadata": {
-            "name": cm_name,
-            "namespace": ns,
-            "labels": {USER_REF: name},
-            "ownerReferences": [
-                owner_reference({**user, "apiVersion": USERS.api_version, "kind": USERS.kind})
-            ],
-        },
-        "data": {kubeconfigs.KEY: text},
-    }
+    fresh = kubeconfigs.build(user=name, server=ctx.settings.kubeconfig_server, ca_data=_ca_data(ctx))
+    owner = owner_reference({**user, "apiVersion": USERS.api_version, "kind": USERS.kind})
+    labels = {USER_REF: name, kubeconfigs.USERNAME_LABEL: name}
+    meta: Obj = {"name": cm_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]}
     existing = ctx.kube.get(CONFIGMAPS, cm_name, namespace=ns)
     if existing is None:
-        ctx.kube.create(CONFIGMAPS, body, namespace=ns)
+        ctx.kube.create(CONFIGMAPS, {"metadata": meta, "data": {kubeconfigs.KEY: fresh}}, namespace=ns)
+        _request_certificate(ctx, name)
         return
+    text = (existing.get("data") or {}).get(kubeconfigs.KEY) or ""
     owners = existing["metadata"].get("ownerReferences") or []
-    same_owner = any(o.get("uid") == user["metadata"]["uid"] for o in owners)
-    if (existing.get("data") or {}).get(kubeconfigs.KEY) != text or not same_owner:
-        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-        ctx.kube.patch(CONFIGMAPS, cm_name, body, namespace=ns)
+    if not any(o.get("uid") == user["metadata"]["uid"] for o in owners):
+        # Another user of that name had it: nothing of theirs may be handed to this one.
+        text = fresh
+        ctx.kube.patch(
+            CONFIGMAPS, cm_name,
+            {"metadata": {**meta, "resourceVersion": existing["metadata"]["resourceVersion"]},
+             "data": {kubeconfigs.KEY: text}},
+            namespace=ns,
+        )  # fmt: skip
+    if kubeconfigs.needs_certificate(text, name) and not _pending(ctx, name):
+        _request_certificate(ctx, name)
+
+
+def _ca_data(ctx: Context) -> str | None:
+    """The CA this process trusts for the API server, base64 (what the kubeconfig's cluster carries)."""
+    path = getattr(ctx.kube.api.configuration, "ssl_ca_cert", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return base64.b64encode(f.read()).decode()
+    except OSError:
+        return None
+
+
+def _pending(ctx: Context, name: str) -> bool:
+    """A CSR for the user that is neither issued nor refused yet."""
+    for csr in ctx.kube.list(CSRS, labels=f"{kubeconfigs.USERNAME_LABEL}={name}"):
+        conditions = {c.get("type") for c in (csr.get("status") or {}).get("conditions") or []}
+        if not (csr.get("status") or {}).get("certificate") and not conditions & {"Denied", "Failed"}:
+            return True
+    return False
+
+
+def _request_certificate(ctx: Context, name: str) -> None:
+    ctx.kube.create(CSRS, kubeconfigs.csr_object(name))
+    log.info("user %s: certificate requested for the kubeconfig", name)
 
 
 def record_login(ctx: Context, name: str, *, at: str) -> None:
@@ -223,6 +254,7 @@ def cleanup(ctx: Context, name: str) -> None:
         LOGINRECORDS,
     ):
         removed += ctx.kube.delete_labelled(kind, selector)
+    ctx.kube.delete_labelled(CSRS, f"{kubeconfigs.USERNAME_LABEL}={name}")  # one not filed yet holds a key
     if ctx.ldap is not None:
         ctx.ldap.delete(name)
     ctx.kube.remove_finalizer(USERS, name, FINALIZER)

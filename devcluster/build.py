@@ -323,6 +323,11 @@ def kwok_stage_dir(v: Versions) -> Path:
     return Path(gomodcache) / f"sigs.k8s.io/kwok@{v.kwok}" / "kustomize" / "stage"
 
 
+def kwok_crd_dir(v: Versions) -> Path:
+    """KWOK's CRD manifests (Exec, Logs, ...), shipped in the same module zip as the stages."""
+    return kwok_stage_dir(v).parent / "crd" / "bases"
+
+
 def ensure_binaries(v: Versions | None = None, cache: Path | None = None) -> dict[str, Path]:
     """Build whatever is missing and return the path of every binary by name."""
     v = v or load_versions()

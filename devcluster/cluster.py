@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from devcluster import kube, realnode
-from devcluster.build import ensure_binaries, kwok_stage_dir
+from devcluster.build import ensure_binaries, kwok_crd_dir, kwok_stage_dir
 from devcluster.pki import ensure_pki
 from devcluster.processes import (
     ClusterError,
@@ -34,8 +34,12 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
 #: Bumped when the control plane's flags change, so a running older cluster is restarted.
-REVISION = 2
-PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler")
+REVISION = 3
+PORT_NAMES = ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
+#: KWOK's Exec and PortForward objects (one per pod, in the pod's namespace) say what a container's
+#: exec runs (a local command) and where its forwarded ports lead (a local address).  Only pods that
+#: have one can be exec'd into or forwarded to; nothing is configured by default.
+KWOK_CRDS = ("Exec", "PortForward")
 KWOK_STAGES = (
     "node/fast/node-initialize",
     "node/heartbeat-with-lease/node-heartbeat-with-lease",
@@ -132,6 +136,9 @@ class LocalCluster:
         started = time.monotonic()
         try:
             for comp in self._components(binaries, ports):
+                if comp.name == "kwok":
+                    # Its CRDs first, or its Exec watch starts on a resource the server lacks.
+                    kube.apply_kwok_crds(self.kubeconfig, kwok_crd_dir(self.versions), KWOK_CRDS)
                 say(f"[cluster] starting {comp.name}" + (f" on port {comp.port}" if comp.port else ""))
                 st.pids[comp.name] = start(comp, self.logs)
                 st.save(self.state_file)
@@ -178,6 +185,8 @@ class LocalCluster:
             "podsOnNodeSyncParallelism": 1,
             "enablePodsOnNodeSyncListPager": True,
             "enablePodsOnNodeSyncStreamWatch": False,
+            # exec/attach/logs/port-forward on the fake kubelet (only pods with an Exec object exec).
+            "enableDebuggingHandlers": True,
         }
         config = {
             "kind": "KwokConfiguration",
@@ -188,6 +197,51 @@ class LocalCluster:
         for stage in KWOK_STAGES:
             docs.append((stage_root / f"{stage}.yaml").read_text())
         (self.dir / "kwok.yaml").write_text("---\n".join(docs))
+
+    def _apiserver_argv(self, binary: Path, etcd_url: str, port: int) -> list[str]:
+        pki = self.pki
+        return [
+            str(binary),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            # What kube-apiserver shows kubelets (the real node's logs, exec, port-forward).
+            f"--kubelet-client-certificate={pki / 'admin.crt'}",
+            f"--kubelet-client-key={pki / 'admin.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+
+    def extra_apiserver(self, name: str, *, args: list[str], timeout: float = 120) -> tuple[int, str]:
+        """Another kube-apiserver beside the running cluster: pid and URL (stop it with ``terminate``).
+
+        It shares the cluster's etcd under a prefix of its own (``/<name>``, so it starts empty
+        but for what it bootstraps) and its certificates; ``args`` are added (a webhook, say).
+        The caller stops it; ``down()`` stops it too (it runs from this state dir).
+        """
+        st = self.running()
+        if st is None:
+            raise ClusterError("the cluster is not running")
+        port = free_port()
+        argv = self._apiserver_argv(
+            ensure_binaries(self.versions)["kube-apiserver"], f"http://127.0.0.1:{st.ports['etcd']}", port
+        )
+        argv += [f"--etcd-prefix=/{name}", *args]
+        pid = start(
+            Component(name, argv, port, lambda: self._apiserver_ready(port), timeout=timeout), self.logs
+        )
+        return pid, f"https://127.0.0.1:{port}"
 
     def _components(self, b: dict[str, Path], p: dict[str, int]) -> list[Component]:
         d, pki = self.dir, self.pki
@@ -217,28 +271,7 @@ class LocalCluster:
             ),
             Component(
                 "kube-apiserver",
-                [
-                    str(b["kube-apiserver"]),
-                    f"--etcd-servers={etcd_url}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
-                    f"--secure-port={p['apiserver']}",
-                    f"--cert-dir={pki}",
-                    f"--tls-cert-file={pki / 'apiserver.crt'}",
-                    f"--tls-private-key-file={pki / 'apiserver.key'}",
-                    f"--client-ca-file={pki / 'ca.crt'}",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    f"--service-account-key-file={pki / 'sa.pub'}",
-                    f"--service-account-signing-key-file={pki / 'sa.key'}",
-                    f"--service-cluster-ip-range={SERVICE_CIDR}",
-                    "--authorization-mode=Node,RBAC",
-                    "--allow-privileged=true",
-                    "--endpoint-reconciler-type=none",
-                    # What kube-apiserver shows kubelets (the real node's logs, exec, port-forward).
-                    f"--kubelet-client-certificate={pki / 'admin.crt'}",
-                    f"--kubelet-client-key={pki / 'admin.key'}",
-                    "--kubelet-preferred-address-types=InternalIP,Hostname",
-                ],
+                self._apiserver_argv(b["kube-apiserver"], etcd_url, p["apiserver"]),
                 p["apiserver"],
                 lambda: self._apiserver_ready(p["apiserver"]),
                 timeout=120,
@@ -288,12 +321,16 @@ class LocalCluster:
                     "--manage-all-nodes=false",
                     f"--manage-nodes-with-annotation-selector={kube.KWOK_ANNOTATION}=fake",
                     f"--cidr={POD_CIDR}",
-                    "--node-ip=10.0.0.1",
+                    # The fake nodes' kubelet is KWOK's own server: kube-apiserver reaches it there
+                    # for exec (and logs), so the nodes' address is the loopback one.
+                    "--node-ip=127.0.0.1",
+                    f"--node-port={p['kwok']}",
+                    f"--server-address=127.0.0.1:{p['kwok']}",
+                    f"--enable-crds={','.join(KWOK_CRDS)}",
                     "--node-lease-duration-seconds=40",
                 ],
-                None,
-                lambda: True,
-                timeout=3,
+                p["kwok"],
+                lambda: http_ok(f"http://127.0.0.1:{p['kwok']}/healthz"),
             ),
         ]
 

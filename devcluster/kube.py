@@ -131,6 +131,13 @@ def wait_nodes_ready(kubeconfig: Path, *, nodes: int, timeout: float) -> None:
             time.sleep(0.5)
 
 
+def apply_kwok_crds(kubeconfig: Path, folder: Path, kinds: tuple[str, ...]) -> None:
+    """KWOK's CRDs for ``kinds`` (``Exec`` -> ``kwok.x-k8s.io_execs.yaml``), established."""
+    with api_client(kubeconfig) as api:
+        for kind in kinds:
+            apply_crd(api, folder / f"kwok.x-k8s.io_{kind.lower()}s.yaml")
+
+
 def apply_crd(api: client.ApiClient, path: Path, *, timeout: float = 60) -> str:
     """Create or replace the CRD in ``path`` and wait until it is Established; return its name."""
     ext = client.ApiextensionsV1Api(api)

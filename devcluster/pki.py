@@ -155,3 +155,28 @@ def ensure_client_cert(pki: Path, name: str, *, cn: str, org: str | None = None)
     _write_key(key_path, key)
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return crt, key_path
+
+
+def ensure_serving_cert(
+    pki: Path, name: str, *, cn: str, ips: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Path, Path]:
+    """``<name>.crt``/``<name>.key``: a serving certificate for ``ips`` from the CA (another local server)."""
+    crt, key_path = pki / f"{name}.crt", pki / f"{name}.key"
+    if crt.exists() and key_path.exists():
+        return crt, key_path
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign(
+        subject=_name(cn),
+        public_key=key.public_key(),
+        issuer=ca.subject,
+        issuer_key=ca_key,
+        is_ca=False,
+        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+        sans=[x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips],
+    )
+    _write_key(key_path, key)
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return crt, key_path

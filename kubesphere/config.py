@@ -80,6 +80,10 @@ class OAuthOptions:
     access_token_inactivity_timeout: float = 7200.0
     clients: tuple[OAuthClient, ...] = ()
     identity_providers: tuple[dict[str, Any], ...] = ()
+    #: The RSA key that signs ID tokens (PEM file ``signKey``, or the PEM itself, maybe base64, in
+    #: ``signKeyData``); without one each ks-apiserver process generates its own.
+    sign_key: str = ""
+    sign_key_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,8 @@ def _oauth(raw: dict[str, Any]) -> OAuthOptions:
         ),
         clients=tuple(clients),
         identity_providers=tuple(p for p in raw.get("identityProviders") or () if isinstance(p, dict)),
+        sign_key=str(raw.get("signKey") or ""),
+        sign_key_data=str(raw.get("signKeyData") or ""),
     )
 
 

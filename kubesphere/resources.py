@@ -66,6 +66,7 @@ JOBS = Resource("batch", "v1", "jobs", "Job", True)
 CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", True)
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
+CSRS = Resource("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest")
 # RBAC
 ROLES = Resource(RBAC, "v1", "roles", "Role", True)
 ROLEBINDINGS = Resource(RBAC, "v1", "rolebindings", "RoleBinding", True)

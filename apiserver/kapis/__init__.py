@@ -1,4 +1,4 @@
-"""The /kapis APIs (iam, tenant, resources, monitoring, config, version) and their OpenAPI document.
+"""The /kapis APIs (iam, tenant, resources, monitoring, kubeconfig, config, version) and their OpenAPI document.
 
 ``setup(app)`` adds every route of ``ALL`` to the router, and serves the
 document generated from the same declarations at ``/openapi.json`` with a
@@ -17,6 +17,7 @@ from apiserver.kapis import (
     config,
     groups,
     iam,
+    kubeconfig,
     members,
     monitoring,
     overview,
@@ -40,6 +41,7 @@ ALL = (
     resources.routes,
     overview.routes,
     monitoring.routes,
+    kubeconfig.routes,
     config.routes,
     version.routes,
 )

@@ -1,8 +1,14 @@
-"""``/kapis/version`` and ``/version``: this server's version and the cluster's Kubernetes version.
+"""``/kapis/version`` and ``/version``: the KubeSphere API level served, our own version, Kubernetes'.
 
-The fields are KubeSphere's (``gitVersion``, ``gitMajor``, ... ``kubernetes``);
-the Go-specific ones describe the Python runtime instead.  The Kubernetes
-version is asked once and remembered.
+The fields are KubeSphere's (``gitVersion``, ``gitMajor``, ... ``kubernetes``).
+``gitVersion`` is the KubeSphere release whose API this server is compatible
+with (``v3.4.1``), because the console reads it to choose its API paths: the
+console's session code takes the major.minor of ``gitVersion`` and uses the
+tenant v1alpha3 workspace listing only above 3.2, and the About dialog and the
+DevOps forms compare ``ksVersion`` (= ``gitVersion``) against 3.4.0.  This
+server's own release is ``serverVersion``, a field of ours; the Go-specific
+fields describe the Python runtime.  The Kubernetes version is asked once and
+remembered.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from apiserver.kapis import common
 from apiserver.openapi import Routes
 
 routes = Routes("", "Version")
+#: The KubeSphere release whose API (paths, fields, behaviour) this server reproduces.
+COMPATIBLE = "v3.4.1"
 KUBERNETES: web.AppKey[dict[str, Any]] = web.AppKey("kubernetes_version", dict)
 VERSION_SCHEMA = {
     "type": "object",
@@ -27,6 +35,7 @@ VERSION_SCHEMA = {
         k: {"type": "string"}
         for k in (
             "gitVersion",
+            "serverVersion",
             "gitMajor",
             "gitMinor",
             "gitCommit",
@@ -48,10 +57,10 @@ def _own_version() -> str:
 
 
 def info() -> dict[str, Any]:
-    version = _own_version()
-    major, minor, *_ = [*version.split("."), "0", "0"][:3]
+    major, minor, *_ = [*COMPATIBLE.lstrip("v").split("."), "0", "0"][:3]
     return {
-        "gitVersion": f"v{version}",
+        "gitVersion": COMPATIBLE,
+        "serverVersion": f"v{_own_version()}",
         "gitMajor": major,
         "gitMinor": minor,
         "gitCommit": "",
@@ -80,7 +89,6 @@ async def version(request: web.Request) -> web.Response:
     return common.ok({**info(), "kubernetes": cached})
 
 
-routes.add("GET", "/kapis/version", summary="Server and Kubernetes versions", response=VERSION_SCHEMA)(
-    version
-)
-routes.add("GET", "/version", summary="Server and Kubernetes versions", response=VERSION_SCHEMA)(version)
+SUMMARY = "KubeSphere API level, server and Kubernetes versions"
+routes.add("GET", "/kapis/version", summary=SUMMARY, response=VERSION_SCHEMA)(version)
+routes.add("GET", "/version", summary=SUMMARY, response=VERSION_SCHEMA)(version)

@@ -85,6 +85,8 @@ class ApiServer:
     log: Path
     proc: subprocess.Popen[bytes]
     users: UserFactory
+    #: What ``requests`` verifies the server with: the CA file of a TLS server, else True.
+    verify: str | bool = True
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -107,7 +109,9 @@ class ApiServer:
         return name
 
     def token_request(self, **form: str) -> requests.Response:
-        return requests.post(f"{self.url}/oauth/token", data={**CLIENT, **form}, timeout=30)
+        return requests.post(
+            f"{self.url}/oauth/token", data={**CLIENT, **form}, timeout=30, verify=self.verify
+        )
 
     def login(self, name: str, password: str) -> str:
         resp = self.token_request(grant_type="password", username=name, password=password)
@@ -119,6 +123,7 @@ class ApiServer:
         headers = dict(kwargs.pop("headers", {}) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("verify", self.verify)
         return requests.get(self.url + path, headers=headers, timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def wait_user_cached(
@@ -132,7 +137,11 @@ class ApiServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if state == "Active":
-                resp = requests.get(f"{self.url}/oauth/userinfo", headers={"Authorization": f"Basic {basic}"})
+                resp = requests.get(
+                    f"{self.url}/oauth/userinfo",
+                    headers={"Authorization": f"Basic {basic}"},
+                    verify=self.verify,
+                )
                 if resp.status_code == expect:
                     return
             else:
@@ -230,7 +239,9 @@ def start_server(
     env: dict[str, str],
     timeout: float = 60,
     wait_path: str = "/readyz",
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> ApiServer:
+    """A server on a free port; ``tls`` = (certificate, key, CA that signed it) serves HTTPS."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"apiserver-{port}"
@@ -241,19 +252,22 @@ def start_server(
         sys.executable, "-m", "apiserver.cli", "--config", str(config_path),
         "--kubeconfig", str(cluster.kubeconfig), "--bind", f"127.0.0.1:{port}",
     ]  # fmt: skip
+    if tls is not None:
+        cmd += ["--tls-cert-file", str(tls[0]), "--tls-private-key-file", str(tls[1])]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **env}
         )
     server = ApiServer(
-        url=f"http://127.0.0.1:{port}", config_path=config_path, log=log, proc=proc, users=users
-    )
+        url=f"{'https' if tls else 'http'}://127.0.0.1:{port}", config_path=config_path, log=log, proc=proc,
+        users=users, verify=str(tls[2]) if tls else True,
+    )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"ks-apiserver exited with {proc.returncode}:\n{server.log_text()[-4000:]}")
         try:
-            if requests.get(f"{server.url}{wait_path}", timeout=2).status_code == 200:
+            if requests.get(f"{server.url}{wait_path}", timeout=2, verify=server.verify).status_code == 200:
                 return server
         except requests.ConnectionError:
             pass
@@ -319,11 +333,15 @@ def start_apiserver(
     user_factory: UserFactory,
     tmp_path: Path,
 ) -> Iterator[StartServer]:
-    """``start_apiserver(doc=None, env=None, wait_path="/readyz")``: another server (default: same config)."""
+    """``start_apiserver(doc=None, env=None, wait_path="/readyz", tls=None)``: another server (default:
+    same config; ``tls`` as in ``start_server``)."""
     started: list[ApiServer] = []
 
     def start(
-        doc: dict[str, Any] | None = None, env: dict[str, str] | None = None, wait_path: str = "/readyz"
+        doc: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        wait_path: str = "/readyz",
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> ApiServer:
         server = start_server(
             platform_crds,
@@ -332,6 +350,7 @@ def start_apiserver(
             users=user_factory,
             env={**apiserver_env, **(env or {})},
             wait_path=wait_path,
+            tls=tls,
         )
         started.append(server)
         _SERVERS.append(server)

@@ -18,7 +18,11 @@ The monitoring and overview routes are fuzzed once more against a ks-apiserver w
 generated filters, times and steps reach Prometheus: its refusals must come back as a
 metric's ``error`` or a 400, never a 5xx.
 
-``/oauth/logout`` is left out (it would revoke the fuzzing user's token).
+``/oauth/logout`` is left out (it would revoke the fuzzing user's token), and
+redirects are not followed (``/oauth/authorize`` redirects wherever a client
+allows).  The reviews of oneself that ks-apiserver answers instead of proxying
+(``selfsubjectaccessreviews``, ``selfsubjectrulesreviews``,
+``selfsubjectreviews``) are fuzzed from a small document of their own.
 Bounded by ``MAX_EXAMPLES`` per operation.
 """
 
@@ -43,17 +47,56 @@ SCHEMA = schemathesis.openapi.from_dict(kapis.document()).exclude(path="/oauth/l
 PUBLIC = re.compile(r"^(/kapis/config\.kubesphere\.io/.*|/kapis/version|/version|/openapi\.json|/docs)$")
 TENANT_READ = re.compile(r"^/kapis/tenant\.kubesphere\.io/")
 USERS = "/kapis/iam.kubesphere.io/v1alpha2/users"
+KUBECONFIG = "/kapis/resources.kubesphere.io/v1alpha2/users/{}/kubeconfig"
+_ATTRIBUTES = {"type": "object", "additionalProperties": {"type": "string"}}
+_REVIEW = {
+    "type": "object",
+    "properties": {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "spec": {
+            "type": "object",
+            "properties": {
+                "resourceAttributes": _ATTRIBUTES,
+                "nonResourceAttributes": _ATTRIBUTES,
+                "namespace": {"type": "string"},
+            },
+        },
+    },
+}
+SELF_REVIEWS = schemathesis.openapi.from_dict(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "self reviews", "version": "v1"},
+        "paths": {
+            path: {
+                "post": {
+                    "operationId": path,
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _REVIEW}}},
+                    "responses": {"201": {"description": "the review, answered"}},
+                }
+            }
+            for path in (
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            )
+        },
+    }
+)
 
 
 def may(who: str, method: str, path: str) -> bool:
     """Whether the RBAC table lets ``who`` ("anonymous", or the regular user's name) succeed."""
-    if PUBLIC.match(path) or path == "/oauth/token":
+    if PUBLIC.match(path) or path.startswith("/oauth/"):
         return True
     if who == "anonymous":
         return False
     if path == USERS and method == "GET":
         return True
     if path == f"{USERS}/{who}" or path.startswith(f"{USERS}/{who}/"):
+        return True
+    if method == "GET" and path == KUBECONFIG.format(who):
         return True
     if method == "GET" and re.search(rf"members/{re.escape(who)}$", path):
         return True
@@ -81,7 +124,7 @@ def check(who: str, case: Any, response: requests.Response) -> None:
 @SCHEMA.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_anonymous(case: Any, apiserver: ApiServer) -> None:
-    response = case.call(base_url=apiserver.url, timeout=30)
+    response = case.call(base_url=apiserver.url, timeout=30, allow_redirects=False)
     check("anonymous", case, response)
 
 
@@ -89,7 +132,12 @@ def test_anonymous(case: Any, apiserver: ApiServer) -> None:
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_regular_user(case: Any, apiserver: ApiServer, regular: tuple[str, str]) -> None:
     name, token = regular
-    response = case.call(base_url=apiserver.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response = case.call(
+        base_url=apiserver.url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        allow_redirects=False,
+    )
     check(name, case, response)
 
 
@@ -104,11 +152,38 @@ def admin_token(apiserver: ApiServer) -> str:
 def test_platform_admin_reads(case: Any, apiserver: ApiServer, admin_token: str) -> None:
     """Reads only (nothing to clean up): every handler's read path, fully authorized, never a 5xx."""
     response = case.call(
-        base_url=apiserver.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30
+        base_url=apiserver.url,
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+        allow_redirects=False,
     )
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code} {response.text}"
     )
+
+
+@SELF_REVIEWS.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES * 3, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
+def test_self_reviews(case: Any, apiserver: ApiServer, regular: tuple[str, str]) -> None:
+    """Any body: an answer about the caller (201) or a 400, never a 5xx; anonymous callers are refused."""
+    name, token = regular
+    response = case.call(
+        base_url=apiserver.url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        allow_redirects=False,
+    )
+    where = f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:200]}"
+    if case.method.upper() != "POST":  # the fuzzer's other methods: refused, never a 5xx
+        assert response.status_code < 500, where
+        return
+    assert response.status_code in (201, 400), where
+    if response.status_code == 201 and "selfsubjectreviews" in case.formatted_path:
+        assert response.json()["status"]["userInfo"]["username"] == name
+    anonymous = case.call(base_url=apiserver.url, timeout=30)
+    assert anonymous.status_code == 403, f"anonymous {case.formatted_path} -> {anonymous.status_code}"
 
 
 def test_table_is_not_vacuous() -> None:
@@ -118,6 +193,7 @@ def test_table_is_not_vacuous() -> None:
     assert not may("bob", "GET", "/kapis/resources.kubesphere.io/v1alpha3/namespaces/x/pods")
     assert not may("bob", "POST", "/kapis/tenant.kubesphere.io/v1alpha2/workspaces")
     assert may("bob", "PUT", f"{USERS}/bob/password")
+    assert may("bob", "GET", KUBECONFIG.format("bob")) and not may("bob", "GET", KUBECONFIG.format("alice"))
     assert may("anonymous", "GET", "/kapis/config.kubesphere.io/v1alpha2/configs/oauth")
 
 

@@ -169,3 +169,18 @@ def test_metrics_route_groups_stay_few(path: str, group: str) -> None:
     from apiserver.metrics import route_group
 
     assert route_group(path) == group
+
+
+def test_tls_flags_go_together_and_must_load(tmp_path: Path) -> None:
+    from apiserver.cli import tls_context
+    from devcluster.pki import ensure_pki, ensure_serving_cert
+    from kubesphere.config import ConfigError
+
+    assert tls_context(None, None) is None
+    ensure_pki(tmp_path, "10.96.0.1")
+    cert, key = ensure_serving_cert(tmp_path, "ks", cn="ks-apiserver")
+    assert tls_context(cert, key) is not None
+    with pytest.raises(ConfigError, match="go together"):
+        tls_context(cert, None)
+    with pytest.raises(ConfigError, match="cannot load"):
+        tls_context(cert, tmp_path / "ca.key")  # not the certificate's key

@@ -9,14 +9,19 @@ the server against the templates, not against a copy of its own output.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
+from kubernetes import client
 
 from tests.apiserver.conftest import CLIENT, ApiServer
+from tests.conftest import Cluster
+from tests.helpers import wait_for
 
 FILES = Path(__file__).resolve().parents[2] / "roles" / "ks_core" / "files"
 IAM = "/kapis/iam.kubesphere.io/v1alpha2"
@@ -82,3 +87,71 @@ def login(server: ApiServer, name: str, password: str = PASSWORD) -> dict[str, A
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
     return body
+
+
+#: ks-controller-manager first works through every object the other suites left in the cluster.
+WAIT = 90
+
+
+@dataclass
+class Site:
+    server: ApiServer
+    cluster: Cluster
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    users: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    ws: str = ""
+    ns: str = ""
+
+    def get(self, who: str, path: str, **kw: Any) -> Any:
+        resp = call(self.server, "GET", path, self.tokens[who], **kw)
+        assert resp.status_code == 200, f"{who} GET {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def send(self, who: str, method: str, path: str, **kw: Any) -> Any:
+        return call(self.server, method, path, self.tokens.get(who), **kw)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.cluster.api)
+
+
+def add_user(site: Site, key: str, globalrole: str) -> None:
+    name = site.server.make_user(f"c{key}-{site.tag}", PASSWORD, globalrole=globalrole)
+    site.users[key] = name
+    site.tokens[key] = login(site.server, name)["access_token"]
+
+
+def exec_pod(api: client.ApiClient, namespace: str, name: str) -> None:
+    """A pod on a KWOK node whose exec runs the command on this machine (in /tmp), Running."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "nodeSelector": {"type": "kwok"},
+                "tolerations": [{"operator": "Exists"}],
+            },
+        },
+    )
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", namespace, "execs",
+        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec", "metadata": {"name": name},
+         "spec": {"execs": [{"local": {"workDir": "/tmp"}}]}},
+    )  # fmt: skip
+    wait_for(
+        lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running",
+        timeout=60,
+        what=f"pod {namespace}/{name} Running",
+    )
+
+
+def forward_pod(api: client.ApiClient, namespace: str, name: str, *, port: int, target: int) -> None:
+    """KWOK's PortForward for a pod: its ``port`` leads to ``127.0.0.1:<target>`` on this machine."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", namespace, "portforwards",
+        {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward", "metadata": {"name": name},
+         "spec": {"forwards": [{"ports": [port], "target": {"port": target, "address": "127.0.0.1"}}]}},
+    )  # fmt: skip

@@ -10,116 +10,25 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from tests.apiserver.conftest import ApiServer
-from tests.conftest import Cluster
 from tests.console.support import (
     IAM,
     PASSWORD,
     TENANT,
     TENANT3,
+    WAIT,
+    Site,
     call,
     console_rules,
     login,
     template_rules,
 )
-from tests.controllers.support import Manager
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
-#: ks-controller-manager first works through every object the other suites left in the cluster.
-WAIT = 90
-
-
-@dataclass
-class Site:
-    server: ApiServer
-    cluster: Cluster
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
-    users: dict[str, str] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
-    ws: str = ""
-    ns: str = ""
-
-    def get(self, who: str, path: str, **kw: Any) -> Any:
-        resp = call(self.server, "GET", path, self.tokens[who], **kw)
-        assert resp.status_code == 200, f"{who} GET {path}: {resp.status_code} {resp.text}"
-        return resp.json()
-
-    def send(self, who: str, method: str, path: str, **kw: Any) -> Any:
-        return call(self.server, method, path, self.tokens.get(who), **kw)
-
-    @property
-    def custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.cluster.api)
-
-
-def _user(site: Site, key: str, globalrole: str) -> None:
-    name = site.server.make_user(f"c{key}-{site.tag}", PASSWORD, globalrole=globalrole)
-    site.users[key] = name
-    site.tokens[key] = login(site.server, name)["access_token"]
-
-
-@pytest.fixture(scope="module")
-def site(platform_crds: Cluster, apiserver: ApiServer, manager: Manager) -> Iterator[Site]:
-    s = Site(apiserver, platform_crds)
-    _user(s, "admin", "platform-admin")
-    for key in ("wsadmin", "viewer", "regular"):
-        _user(s, key, "platform-regular")
-    s.ws = f"cws-{s.tag}"
-    body = {
-        "apiVersion": "tenant.kubesphere.io/v1alpha2",
-        "kind": "WorkspaceTemplate",
-        "metadata": {"name": s.ws, "annotations": {"kubesphere.io/creator": s.users["admin"]}},
-        "spec": {"template": {"spec": {"manager": s.users["wsadmin"]}}},
-    }
-    assert s.send("admin", "POST", f"{TENANT}/workspaces", json=body).status_code == 200
-    try:
-        # The controller makes the workspace roles from the RoleBases and binds the manager.
-        wait_for(
-            lambda: s.send("wsadmin", "GET", f"{TENANT}/workspaces/{s.ws}").status_code == 200,
-            timeout=WAIT,
-            what="the manager is the workspace's admin",
-        )
-        s.ns = f"cns-{s.tag}"
-        made = s.send(
-            "wsadmin", "POST", f"{TENANT}/workspaces/{s.ws}/namespaces", json={"metadata": {"name": s.ns}}
-        )
-        assert made.status_code == 200, made.text
-        wait_for(
-            lambda: s.send("wsadmin", "GET", f"{IAM}/namespaces/{s.ns}/roles/viewer").status_code == 200,
-            timeout=WAIT,
-            what="the project's roles",
-        )
-        member = [{"username": s.users["viewer"], "roleRef": "viewer"}]
-        added = s.send("wsadmin", "POST", f"{IAM}/namespaces/{s.ns}/members", json=member)
-        assert added.status_code == 200, added.text
-        wait_for(
-            lambda: s.send("viewer", "GET", f"/api/v1/namespaces/{s.ns}/pods").status_code == 200,
-            timeout=30,
-            what="the viewer reads the project",
-        )
-        yield s
-    finally:
-        for plural, name in (("workspacetemplates", s.ws),):
-            try:
-                s.custom.delete_cluster_custom_object("tenant.kubesphere.io", "v1alpha2", plural, name)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-        if s.ns:
-            try:
-                client.CoreV1Api(s.cluster.api).delete_namespace(s.ns)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -128,6 +37,16 @@ def _claims(token: str) -> dict[str, Any]:
 
 
 # -- login and the dashboard --------------------------------------------------------------------
+
+
+def test_version_steers_the_console_to_the_3_4_paths(site: Site) -> None:
+    """session.js getWorkspaces/getKSConfig: gitVersion's major.minor above 3.2 means tenant v1alpha3."""
+    version = site.get("admin", "/kapis/version")
+    digits = "".join(c for c in version["gitVersion"] if c.isdigit() or c == ".")
+    assert float(".".join(digits.split(".")[:2])) > 3.2
+    listed = site.get("admin", f"{TENANT3}/workspacetemplates", params={"limit": 10})
+    assert site.ws in [item["metadata"]["name"] for item in listed["items"]]
+    assert version["kubernetes"]["gitVersion"].startswith("v1.")  # the console's k8sVersion
 
 
 def test_login_user_detail_and_global_rules(site: Site) -> None:

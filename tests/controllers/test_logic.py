@@ -122,10 +122,13 @@ def test_history_trims_oldest_and_expired() -> None:
     assert loginrecords.expired(records, retention=0, now=NOW) == []
 
 
-def test_kubeconfig_has_context_and_no_credentials() -> None:
+def test_kubeconfig_starts_with_a_context_and_no_credentials() -> None:
+    """The certificate is filed later, by the CSR controller (tests/controllers/test_kubeconfigs.py)."""
     doc = yaml.safe_load(kubeconfigs.build(user="alice", server="https://kubernetes.default.svc"))
     assert doc["current-context"] == "alice@local"
-    assert doc["contexts"] == [{"name": "alice@local", "context": {"cluster": "local", "user": "alice"}}]
+    assert doc["contexts"] == [
+        {"name": "alice@local", "context": {"cluster": "local", "user": "alice", "namespace": "default"}}
+    ]
     assert doc["clusters"][0]["cluster"] == {"server": "https://kubernetes.default.svc"}
     assert doc["users"] == [{"name": "alice", "user": {}}]
     assert kubeconfigs.configmap_name("alice") == "kubeconfig-alice"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import bcrypt
 import pytest
 import yaml
+from cryptography import x509
 
 from tests.conftest import Cluster
 from tests.controllers.conftest import MAX_ENTRIES, RETENTION, WINDOW
@@ -86,9 +88,23 @@ def test_plain_password_becomes_bcrypt_and_user_active(manager: Manager, objects
     assert cm["metadata"]["ownerReferences"][0]["uid"] == u["metadata"]["uid"]
     kubeconfig = yaml.safe_load(cm["data"]["config"])
     assert kubeconfig["current-context"] == f"{name}@local"
-    assert kubeconfig["users"] == [{"name": name, "user": {}}], (
-        "a kubeconfig ConfigMap must hold no credential"
-    )
+    assert kubeconfig["contexts"][0]["context"]["namespace"] == "default"
+
+    # The client certificate comes through a CSR the CSR controller approves and then deletes.
+    def filed() -> dict[str, Any] | None:
+        c = objects.get("v1", "ConfigMap", f"kubeconfig-{name}", "kubesphere-controls-system")
+        return c if c and "client-certificate-data" in c["data"]["config"] else None
+
+    cm = wait_for(filed, timeout=60, what="the kubeconfig's client certificate")
+    entry = yaml.safe_load(cm["data"]["config"])["users"][0]
+    assert entry["name"] == name and set(entry["user"]) == {"client-certificate-data", "client-key-data"}
+    cert = x509.load_pem_x509_certificate(base64.b64decode(entry["user"]["client-certificate-data"]))
+    assert cert.subject.rfc4514_string() == f"CN={name}"
+    wait_for(
+        lambda: not objects.list("certificates.k8s.io/v1", "CertificateSigningRequest",
+                                 labels=f"kubesphere.io/username={name}"),
+        timeout=30, what="the CSR deleted once filed",
+    )  # fmt: skip
 
 
 def test_changed_password_is_hashed_again(manager: Manager, objects: Objects) -> None:
