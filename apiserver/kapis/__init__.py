@@ -1,4 +1,4 @@
-"""The /kapis APIs (iam, tenant, resources, monitoring, kubeconfig, config, version) and their OpenAPI document.
+"""The /kapis APIs (iam, tenant, resources, monitoring, kubeconfig, config, version), their OpenAPI doc.
 
 ``setup(app)`` adds every route of ``ALL`` to the router, and serves the
 document generated from the same declarations at ``/openapi.json`` with a

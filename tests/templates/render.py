@@ -29,6 +29,7 @@ ROLES = REPO / "roles"
 
 #: A task's `lookup('template', ...)` of an embedded configuration file.
 _LOOKUP = "{{{{ lookup('ansible.builtin.template', '{}') }}}}"
+_FILE = "{{{{ lookup('ansible.builtin.file', '{}') }}}}"
 
 #: Per role: (template, the variables its task sets), in the order the tasks render them.
 #: Values are Ansible expressions, as in the task files.
@@ -100,7 +101,7 @@ RENDERS: dict[str, list[tuple[str, dict[str, str]]]] = {
                 template,
                 {
                     "monitoring_prometheus_config": _LOOKUP.format("prometheus.yaml.j2"),
-                    "monitoring_prometheus_rules": "{{ lookup('ansible.builtin.file', 'recording-rules.yaml') }}",
+                    "monitoring_prometheus_rules": _FILE.format("recording-rules.yaml"),
                 },
             )
             for template in (
