@@ -47,8 +47,11 @@ class ActionModule(ActionBase):
                "metadata": {"name": inventory_name(component), "namespace": namespace}}
         try:
             batch = Batch.connect(params, dry_run=bool(self._task.check_mode))
-            if params["state"] == "absent":
+            applied = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
+            if params["state"] == "absent" or not applied:
+                # Uninstalled, or a run that owns nothing (monitoring with an external Prometheus).
                 result["changed"] = batch.delete(ref) == "deleted"
+                result["ansible_facts"] = {APPLIED_FACT: []}
                 return result
             if batch.get({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}) is None:
                 result.update(changed=False, skipped_reason=f"namespace {namespace} does not exist")
@@ -56,7 +59,6 @@ class ActionModule(ActionBase):
                     f"inventory of {component} not recorded: namespace {namespace} does not exist"
                 )
                 return result
-            applied = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
             objects = sorted(applied, key=lambda r: (r.get("apiVersion", ""), r["kind"], r.get("namespace", ""), r["name"]))
             body = {
                 **ref,

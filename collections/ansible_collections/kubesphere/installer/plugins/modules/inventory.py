@@ -17,7 +17,9 @@ description:
     C(app.kubernetes.io/managed-by=ks-installer) and C(installer.kubesphere.io/inventory=<component>)),
     replacing the previous record, and starts the fact afresh. A run that fails before it
     keeps the previous record.
-  - O(state=absent) deletes the record (after the component's uninstall).
+  - O(state=absent) deletes the record (after the component's uninstall), and so does a run
+    that applied nothing (a component that owns nothing, such as monitoring with an external
+    Prometheus).
   - When O(namespace) does not exist the record is not written, with a warning.
   - The playbooks skip it in check mode (a check run applies nothing); run in check mode it is a dry run.
 
