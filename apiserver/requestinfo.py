@@ -11,7 +11,7 @@ and version; a ``watch``/``proxy`` verb segment or the verb from the method;
 ``/workspaces/ws1`` stays resource ``workspaces`` named ``ws1``);
 ``namespaces/{ns}`` or ``devops/{d}``; then resource/name/subresource.  A get
 without a name is a list (a watch with ``watch=1``), a delete without a name a
-deletecollection, ``pods/exec``, ``pods/attach`` and ``pods/portforward``
+deletecollection, ``pods/exec``, ``pods/attach`` and ``pods/portforward`` of the Kubernetes API
 are ``create`` whatever the method (a websocket handshake is a GET), and a watch of namespaces selecting
 ``kubesphere.io/workspace=X`` is workspace-scoped (KubeSphere applies that to
 any resource, so a label on a pod or secret would widen a workspace's reach
@@ -179,7 +179,14 @@ def resolve(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
             scope = WORKSPACE_SCOPE
     if not name and verb == "delete":
         verb = "deletecollection"
-    if resource == "pods" and subresource in CONNECT_SUBRESOURCES and verb in ("get", "create"):
+    # Only for the Kubernetes API: KubeSphere's own terminal route (/kapis/terminal.kubesphere.io)
+    # passes with the method's verb and checks ``create pods/exec`` itself, as KubeSphere does.
+    if (
+        resource == "pods"
+        and subresource in CONNECT_SUBRESOURCES
+        and verb in ("get", "create")
+        and (prefix in KUBERNETES_PREFIXES)
+    ):
         verb = "create"
     return RequestInfo(
         path=path, verb=verb, is_resource_request=True, api_prefix=prefix, api_group=group,

@@ -1,4 +1,4 @@
-"""The /kapis APIs (iam, tenant, resources, monitoring, kubeconfig, config, version), their OpenAPI doc.
+"""The /kapis APIs (iam, tenant, resources, monitoring, kubeconfig, terminal, config, version) + OpenAPI.
 
 ``setup(app)`` adds every route of ``ALL`` to the router, and serves the
 document generated from the same declarations at ``/openapi.json`` with a
@@ -25,6 +25,7 @@ from apiserver.kapis import (
     resources,
     roles,
     tenant,
+    terminal,
     version,
 )
 
@@ -42,6 +43,7 @@ ALL = (
     overview.routes,
     monitoring.routes,
     kubeconfig.routes,
+    terminal.routes,
     config.routes,
     version.routes,
 )

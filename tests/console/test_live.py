@@ -248,3 +248,41 @@ def test_exec_is_authorized_as_create_pods_exec(live: Site) -> None:
     assert asyncio.run(ws_status(live.server.url, live.tokens["regular"], path)) == 101
     attach = f"/api/v1/namespaces/{live.ns}/pods/term/attach?stdout=true"
     assert asyncio.run(ws_status(live.server.url, live.tokens["viewer"], attach)) == 403
+
+
+async def console_terminal(base: str, token: str, path: str, typed: list[str]) -> list[dict[str, Any]]:
+    """The console's terminal window: JSON messages over a websocket, until the server closes it."""
+    got: list[dict[str, Any]] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            ws_url(base, path), headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientWSTimeout(ws_close=30),
+        ) as ws,
+    ):  # fmt: skip
+        await ws.send_str(json.dumps({"Op": "resize", "Rows": 40, "Cols": 120}))
+        for line in typed:
+            await ws.send_str(json.dumps({"Op": "stdin", "Data": line}))
+        async with asyncio.timeout(60):
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    got.append(json.loads(msg.data))
+    return got
+
+
+def test_console_terminal_route_runs_a_shell_in_the_container(live: Site) -> None:
+    """``/kapis/terminal.kubesphere.io``: what is typed reaches a shell in the pod, its output comes back
+    as ``stdout`` messages, and the session closes when the shell exits. A viewer is refused."""
+    path = f"/kapis/terminal.kubesphere.io/v1alpha2/namespaces/{live.ns}/pods/term/exec?shell=sh"
+    typed = f"typed-{uuid.uuid4().hex}"
+    got = asyncio.run(
+        console_terminal(live.server.url, live.tokens["regular"], path, [f'echo "got:{typed}"\n', "exit\n"])
+    )
+    output = "".join(m["Data"] for m in got if m.get("Op") == "stdout")
+    assert f"got:{typed}" in output, got
+    assert all(m.get("Op") == "stdout" for m in got), got
+    assert asyncio.run(ws_status(live.server.url, live.tokens["viewer"], path)) == 403
+    # A shell the container does not have: the session says so, then closes.
+    missing = f"/kapis/terminal.kubesphere.io/v1alpha2/namespaces/{live.ns}/pods/no-such-pod/exec"
+    got = asyncio.run(console_terminal(live.server.url, live.tokens["regular"], missing, []))
+    assert got and got[-1]["Op"] == "toast" and "cannot start a shell" in got[-1]["Data"], got
