@@ -106,9 +106,30 @@ def _workspace_owned(ns: Obj, ws_name: str) -> bool:
 
 
 def reconcile(ctx: Context, name: str) -> None:
+    """Bring namespace ``name`` in line; again while its workspace or DevOps label moved meanwhile.
+
+    kopf records the object as handled once the handler returns, as it then is: a label
+    moved while the handler ran (the roles take a while) would otherwise never be seen.
+    """
+    for _ in range(3):
+        acted_on = _reconcile_once(ctx, name)
+        latest = ctx.kube.get(NAMESPACES, name) if acted_on is not None else None
+        if latest is None or _deciding(latest) == acted_on:
+            return
+
+
+def _deciding(ns: Obj) -> tuple[str | None, str | None]:
+    """The labels that decide a namespace's owner and roles."""
+    labels = ns["metadata"].get("labels") or {}
+    return labels.get(WORKSPACE_LABEL), labels.get(DEVOPS_LABEL)
+
+
+def _reconcile_once(ctx: Context, name: str) -> tuple[str | None, str | None] | None:
+    """One pass; the deciding labels it acted on (None: the namespace is gone or going)."""
     ns = ctx.kube.get(NAMESPACES, name)
     if ns is None or ns["metadata"].get("deletionTimestamp"):
-        return
+        return None
+    acted_on = _deciding(ns)
     meta = ns["metadata"]
     patch: Obj = {}
     if (meta.get("labels") or {}).get(NAMESPACE_LABEL) != name:
@@ -126,6 +147,7 @@ def reconcile(ctx: Context, name: str) -> None:
     labels = meta.get("labels") or {}
     if WORKSPACE_LABEL in labels or DEVOPS_LABEL in labels:
         ensure_roles(ctx, name, scope_of(labels))
+    return acted_on
 
 
 def scope_of(labels: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -165,6 +166,51 @@ def test_namespace_owner_added_repaired_removed_or_left() -> None:
     other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c", "controller": True}
     assert namespaces.owners_for(_ns([other, *stale]), ws) == [{**other, "controller": False}, *added]
     assert namespaces.owners_for(_ns([other, *added]), None) == [other]
+
+
+class _OneNamespace:
+    """The calls namespaces.reconcile makes, on one namespace and two workspaces in memory."""
+
+    def __init__(self) -> None:
+        labels = {namespaces.WORKSPACE_LABEL: "w1", namespaces.NAMESPACE_LABEL: "n"}
+        self.ns: dict[str, Any] = {
+            "metadata": {
+                "name": "n",
+                "resourceVersion": "1",
+                "labels": labels,
+                "finalizers": [namespaces.FINALIZER],
+            }
+        }
+        self.workspaces = {w: _ws(w, f"uid-{w}") for w in ("w1", "w2")}
+
+    def get(self, res: Any, name: str, **_: Any) -> dict[str, Any] | None:
+        if res.kind == "Namespace":
+            return copy.deepcopy(self.ns)
+        return copy.deepcopy(self.workspaces.get(name))
+
+    def patch(self, res: Any, name: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        meta = {k: v for k, v in body["metadata"].items() if k != "resourceVersion"}
+        self.ns["metadata"].update(meta)
+        self.ns["metadata"]["resourceVersion"] = str(int(self.ns["metadata"]["resourceVersion"]) + 1)
+        return copy.deepcopy(self.ns)
+
+
+def test_a_workspace_label_moved_while_the_roles_are_made_is_acted_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf marks the object handled as it is when the handler returns; a move during the pass counts."""
+    kube = _OneNamespace()
+    passes: list[str] = []
+
+    def ensure_roles(ctx: Any, name: str, scope: str) -> None:
+        passes.append(kube.ns["metadata"]["labels"][namespaces.WORKSPACE_LABEL])
+        if len(passes) == 1:  # the user moves the namespace while its roles are made
+            kube.ns["metadata"]["labels"][namespaces.WORKSPACE_LABEL] = "w2"
+
+    monkeypatch.setattr(namespaces, "ensure_roles", ensure_roles)
+    namespaces.reconcile(type("Ctx", (), {"kube": kube})(), "n")  # type: ignore[arg-type]
+    assert [o["name"] for o in kube.ns["metadata"]["ownerReferences"]] == ["w2"]
+    assert passes == ["w1", "w2"]  # and no third pass once nothing moved
 
 
 def test_ldap_entry_carries_the_hash_in_crypt_form() -> None:
