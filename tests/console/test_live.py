@@ -261,6 +261,15 @@ async def console_terminal(base: str, token: str, path: str, typed: list[str]) -
         ) as ws,
     ):  # fmt: skip
         await ws.send_str(json.dumps({"Op": "resize", "Rows": 40, "Cols": 120}))
+        # Type once the shell has said something (its prompt), as a person would; the fake
+        # kubelet's exec passes on only what arrives after the process started.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while not "".join(m.get("Data", "") for m in got).strip():
+                    msg = await ws.receive()
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    got.append(json.loads(msg.data))
         for line in typed:
             await ws.send_str(json.dumps({"Op": "stdin", "Data": line}))
         async with asyncio.timeout(60):
