@@ -10,15 +10,20 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from devcluster.pki import ensure_serving_cert
 from tests.apiserver.conftest import (  # noqa: F401 (fixtures)
+    _SERVERS,
     ApiServer,
+    UserFactory,
     _apiserver_logs_on_failure,
     apiserver,
     apiserver_env,
+    config_doc,
     jwt_secret,
     monitoring,
     prometheus,
     start_apiserver,
+    start_server,
     user_factory,
 )
 from tests.conftest import Cluster
@@ -26,6 +31,7 @@ from tests.console.support import IAM, TENANT, WAIT, Site, add_user, exec_pod
 from tests.controllers.conftest import manager, managers_seen, objects  # noqa: F401 (fixtures)
 from tests.controllers.support import Manager
 from tests.helpers import wait_for
+from tests.services import RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +97,28 @@ def live(site: Site) -> Iterator[Site]:
     assert added.status_code == 200, added.text
     exec_pod(site.cluster.api, site.ns, "term")
     yield site
+
+
+@pytest.fixture(scope="session")
+def second_server(
+    platform_crds: Cluster,
+    redis_server: RedisServer,
+    apiserver_env: dict[str, str],  # noqa: F811 (the fixture imported above)
+    user_factory: UserFactory,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    """One more ks-apiserver for what the suite's server does not serve: HTTPS (kubectl sends tokens
+    only over TLS) and ``kubernetes.master`` (the address put in downloaded kubeconfigs). It shares
+    the suite's Redis, so tokens work on both."""
+    pki = platform_crds.kubeconfig.parent / "pki"
+    cert, key = ensure_serving_cert(pki, "ks-apiserver-test", cn="ks-apiserver")
+    doc = config_doc(redis_server, extra={"kubernetes": {"master": platform_crds.server}})
+    server = start_server(
+        platform_crds, tmp_path_factory.mktemp("second"), doc,
+        users=user_factory, env=apiserver_env, tls=(cert, key, pki / "ca.crt"),
+    )  # fmt: skip
+    _SERVERS.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()

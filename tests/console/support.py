@@ -74,6 +74,7 @@ def call(server: ApiServer, method: str, path: str, token: str | None = None, **
     headers = dict(kw.pop("headers", None) or {})
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
+    kw.setdefault("verify", server.verify)
     return requests.request(method, server.url + path, headers=headers, timeout=30, **kw)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,34 +18,13 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from tests.apiserver.conftest import _SERVERS, ApiServer, UserFactory, config_doc, start_server
+from tests.apiserver.conftest import ApiServer
 from tests.conftest import Cluster
 from tests.console.support import WAIT, Site, call
 from tests.helpers import wait_for
-from tests.services import RedisServer
 
 pytestmark = pytest.mark.cluster
 KUBECONFIG = "/kapis/resources.kubesphere.io/v1alpha2/users/{}/kubeconfig"
-
-
-@pytest.fixture(scope="module")
-def master_server(
-    platform_crds: Cluster,
-    redis_server: RedisServer,
-    apiserver_env: dict[str, str],
-    user_factory: UserFactory,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ApiServer]:
-    """ks-apiserver told where users reach the cluster (``kubernetes.master``), on the suite's Redis."""
-    doc = config_doc(redis_server, extra={"kubernetes": {"master": platform_crds.server}})
-    server = start_server(
-        platform_crds, tmp_path_factory.mktemp("master"), doc, users=user_factory, env=apiserver_env
-    )
-    _SERVERS.append(server)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def download(server: ApiServer, site: Site, who: str, user: str | None = None) -> str:
@@ -72,9 +50,9 @@ def kubectl(cluster: Cluster, path: Path, *args: str) -> subprocess.CompletedPro
 
 
 def test_downloaded_kubeconfig_acts_as_the_user_with_their_rights(
-    live: Site, master_server: ApiServer, tmp_path: Path
+    live: Site, second_server: ApiServer, tmp_path: Path
 ) -> None:
-    text = download(master_server, live, "viewer")
+    text = download(second_server, live, "viewer")
     doc = yaml.safe_load(text)
     name = live.users["viewer"]
     assert doc["current-context"] == f"{name}@local"
@@ -97,19 +75,19 @@ def test_downloaded_kubeconfig_acts_as_the_user_with_their_rights(
     assert elsewhere.returncode != 0 and "forbidden" in elsewhere.stderr.lower(), elsewhere
     # The operator's file can what the operator can: create in the project.
     operator = tmp_path / "operator"
-    operator.write_text(download(master_server, live, "regular"))
+    operator.write_text(download(second_server, live, "regular"))
     made = kubectl(live.cluster, operator, "-n", live.ns, "create", "configmap", "from-kubeconfig")
     assert made.returncode == 0, made.stderr
 
 
-def test_kubeconfig_download_is_the_users_own(live: Site, master_server: ApiServer) -> None:
+def test_kubeconfig_download_is_the_users_own(live: Site, second_server: ApiServer) -> None:
     """Someone else's file is forbidden to a user, not to a platform admin; an unknown user is 404."""
     other = live.users["wsadmin"]
-    denied = call(master_server, "GET", KUBECONFIG.format(other), live.tokens["viewer"])
+    denied = call(second_server, "GET", KUBECONFIG.format(other), live.tokens["viewer"])
     assert denied.status_code == 403, denied.text
-    assert download(master_server, live, "admin", other)
-    missing = call(master_server, "GET", KUBECONFIG.format("no-such-user"), live.tokens["admin"])
+    assert download(second_server, live, "admin", other)
+    missing = call(second_server, "GET", KUBECONFIG.format("no-such-user"), live.tokens["admin"])
     assert missing.status_code == 404
     assert missing.json() == {"message": 'configmaps "kubeconfig-no-such-user" not found'}
-    anonymous = call(master_server, "GET", KUBECONFIG.format(other))
+    anonymous = call(second_server, "GET", KUBECONFIG.format(other))
     assert anonymous.status_code in (401, 403)

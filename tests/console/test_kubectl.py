@@ -22,40 +22,17 @@ import pytest
 import yaml
 from kubernetes import client
 
-from devcluster.pki import ensure_serving_cert
-from tests.apiserver.conftest import _SERVERS, ApiServer, UserFactory, config_doc, start_server
+from tests.apiserver.conftest import ApiServer
 from tests.conftest import Cluster
 from tests.console.support import Site, forward_pod
-from tests.services import RedisServer, free_port
+from tests.services import free_port
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
-def tls_server(
-    platform_crds: Cluster,
-    redis_server: RedisServer,
-    apiserver_env: dict[str, str],
-    user_factory: UserFactory,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ApiServer]:
-    """ks-apiserver on HTTPS, sharing the token cache of the suite's server (tokens work on both)."""
-    pki = platform_crds.kubeconfig.parent / "pki"
-    cert, key = ensure_serving_cert(pki, "ks-apiserver-test", cn="ks-apiserver")
-    server = start_server(
-        platform_crds, tmp_path_factory.mktemp("tls"), config_doc(redis_server),
-        users=user_factory, env=apiserver_env, tls=(cert, key, pki / "ca.crt"),
-    )  # fmt: skip
-    _SERVERS.append(server)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def kubectl_as(
-    live: Site, tls_server: ApiServer, tmp_path_factory: pytest.TempPathFactory
+    live: Site, second_server: ApiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     """A kubeconfig per user of the site: ks-apiserver's HTTPS address, the cluster CA, the user's token."""
     folder = tmp_path_factory.mktemp("kubeconfigs")
@@ -67,7 +44,7 @@ def kubectl_as(
             "clusters": [
                 {
                     "name": "ks",
-                    "cluster": {"server": tls_server.url, "certificate-authority": tls_server.verify},
+                    "cluster": {"server": second_server.url, "certificate-authority": second_server.verify},
                 }
             ],
             "users": [{"name": who, "user": {"token": token}}],

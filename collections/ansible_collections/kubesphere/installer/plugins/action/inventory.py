@@ -12,19 +12,15 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
-    APPLIED_FACT,
-    COMMON_ARGS,
-    Batch,
-    BatchError,
-)
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import APPLIED_FACT, Batch, BatchError
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "component": {"type": "str", "required": True},
     "namespace": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "version": {"type": "str", "default": ""},
-    **COMMON_ARGS,
+    **AUTH_ARG_SPEC,
 }
 LABEL = "installer.kubesphere.io/inventory"
 KEY = "objects.json"

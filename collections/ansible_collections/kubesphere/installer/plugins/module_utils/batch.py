@@ -25,7 +25,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
-#: The options every action of ours takes: what to wait for, and kubernetes.core's auth options.
+#: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
     "wait": {"type": "bool", "default": False},
     "wait_condition": {"type": "dict"},
@@ -283,7 +283,8 @@ class Batch:
             raise BatchError(f"Kubernetes client: {exc}") from None
         return cls(
             client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
-            namespace=params.get("namespace"), timeout=params["wait_timeout"], sleep=params["wait_sleep"],
+            namespace=params.get("namespace"), timeout=params.get("wait_timeout", 600),
+            sleep=params.get("wait_sleep", 2),
         )
 
     # -- discovery -------------------------------------------------------------------------------
@@ -394,41 +395,27 @@ class Batch:
     def apply(self, obj: Obj) -> tuple[str, Obj]:
         """Server-side apply; (method, object as the server answered)."""
         res = self.resource(obj)
-        name, namespace = self._place(res, obj)
-        before = self._before(res, obj)
-        after = self._must(
-            ref(obj),
-            self.client.client.server_side_apply,
-            res,
-            body=obj,
-            name=name,
-            namespace=namespace,
-            field_manager=self.field_manager,
-            force_conflicts=self.force_conflicts,
-            dry_run="All" if self.dry_run else None,
-        )
+        self._place(res, obj)  # the namespace first: the read-ahead is keyed by it
+        answer = self._write(res, obj, self._before(res, obj), self.client.client.server_side_apply,
+                             force_conflicts=self.force_conflicts)
         if obj["kind"] == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
             self._crds[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = obj
-        return _method(before, after, dry_run=self.dry_run), after
+        return answer
 
     def patch(self, obj: Obj) -> tuple[str, Obj]:
         """JSON merge patch of an existing object (fields the patch names; nothing else)."""
         res = self.resource(obj)
-        name, namespace = self._place(res, obj)
         before = self.get(obj)
         if before is None:
             raise BatchError(f"{ref(obj)}: not found, nothing to patch")
+        return self._write(res, obj, before, self.client.client.patch, content_type="application/merge-patch+json")
+
+    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any) -> tuple[str, Obj]:
+        name, namespace = self._place(res, obj)
         after = self._must(
-            ref(obj),
-            self.client.client.patch,
-            res,
-            body=obj,
-            name=name,
-            namespace=namespace,
-            content_type="application/merge-patch+json",
-            field_manager=self.field_manager,
-            dry_run="All" if self.dry_run else None,
+            ref(obj), call, res, body=obj, name=name, namespace=namespace, field_manager=self.field_manager,
+            dry_run="All" if self.dry_run else None, **kwargs,
         )
         return _method(before, after, dry_run=self.dry_run), after
 

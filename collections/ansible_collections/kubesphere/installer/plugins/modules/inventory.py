@@ -49,21 +49,6 @@ options:
     description: The installer version that wrote the record.
     type: str
     default: ""
-  wait:
-    description: Unused (accepted with the other actions' options).
-    type: bool
-    default: false
-  wait_condition:
-    description: Unused.
-    type: dict
-  wait_timeout:
-    description: Unused.
-    type: int
-    default: 600
-  wait_sleep:
-    description: Unused.
-    type: int
-    default: 2
 """
 
 EXAMPLES = r"""
