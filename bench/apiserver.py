@@ -47,7 +47,7 @@ import yaml
 from kubernetes import dynamic
 
 from apiserver import kube
-from bench import write_result
+from bench import emit
 from devcluster import kube as devkube
 from devcluster.cluster import LocalCluster
 from devcluster.services import RedisServer, free_port
@@ -87,6 +87,19 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds (robust to other load on the machine)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def create_platform_admin(client: kube.KubeClient, name: str, labels: dict[str, str]) -> None:
+    """An active User ``name`` (password ``PASSWORD``) bound to platform-admin, both labelled ``labels``."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    await client.create(kube.USERS, {"metadata": {"name": name, "labels": labels},
+                                     "spec": {"email": f"{name}@bench.local", "password": hashed},
+                                     "status": {"state": "Active"}})  # fmt: skip
+    await client.create(kube.GLOBALROLEBINDINGS, {
+        "metadata": {"name": f"{name}-platform-admin", "labels": {**labels, kube.USER_REF_LABEL: name}},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
+        "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
+    })  # fmt: skip
 
 
 async def server_cpu_ms(pid: int, target: Target, path: str, *, calls: int) -> float:
@@ -188,16 +201,9 @@ async def scenario(
     result: dict[str, Any] = {}
     try:
         admin = f"bench-admin-{run_label}"
-        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
         labels = {"ks-bench": run_label}
-        await client.create(kube.USERS, {"metadata": {"name": admin, "labels": labels},
-                                         "spec": {"email": f"{admin}@bench.local", "password": hashed},
-                                         "status": {"state": "Active"}})  # fmt: skip
-        await client.create(kube.GLOBALROLEBINDINGS, {
-            "metadata": {"name": f"{admin}-platform-admin", "labels": {**labels, kube.USER_REF_LABEL: admin}},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": admin}],
-            "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
-        })  # fmt: skip
+        await create_platform_admin(client, admin, labels)
+        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
         ns = f"bench-{run_label}"
         await client.create(kube.NAMESPACES, {"metadata": {"name": ns, "labels": labels}})
         await bounded([
@@ -460,12 +466,7 @@ def main() -> None:
         cleanup_all(LocalCluster().up(log=False).kubeconfig)
         return
     result = run(args)
-    if args.no_write:
-        import json
-
-        print(json.dumps(result, indent=2))
-    else:
-        write_result("apiserver", result)
+    emit("apiserver", result, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import bcrypt
 import yaml
 
 from apiserver import kube
 from apiserver.monitoring import promql
-from bench import write_result
-from bench.apiserver import CLIENT, PASSWORD, apply_platform, cpu_seconds, summary
+from bench import emit
+from bench.apiserver import CLIENT, PASSWORD, apply_platform, cpu_seconds, create_platform_admin, summary
 from devcluster.cluster import LocalCluster
 from devcluster.cluster import State as ClusterState
 from devcluster.services import PrometheusServer, RedisServer, free_port, local_cluster_jobs
@@ -115,15 +114,7 @@ async def measure(args: argparse.Namespace, prom: str, ks: str, token: str, pid:
 async def make_admin(kubeconfig: Path, name: str, label: dict[str, str]) -> None:
     client = kube.KubeClient.from_kubeconfig(kubeconfig)
     try:
-        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-        await client.create(kube.USERS, {"metadata": {"name": name, "labels": label},
-                                         "spec": {"email": f"{name}@bench.local", "password": hashed},
-                                         "status": {"state": "Active"}})  # fmt: skip
-        await client.create(kube.GLOBALROLEBINDINGS, {
-            "metadata": {"name": f"{name}-platform-admin", "labels": {**label, kube.USER_REF_LABEL: name}},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}],
-            "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
-        })  # fmt: skip
+        await create_platform_admin(client, name, label)
     finally:
         await client.close()
 
@@ -217,12 +208,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     result = run(args)
-    if args.no_write:
-        import json
-
-        print(json.dumps(result, indent=2))
-    else:
-        write_result("monitoring", result)
+    emit("monitoring", result, write=not args.no_write)
 
 
 if __name__ == "__main__":

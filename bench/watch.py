@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import bcrypt
 
 from apiserver import kube
-from bench import write_result
+from bench import emit
 from bench.apiserver import (
     CLIENT,
     PASSWORD,
@@ -44,6 +43,7 @@ from bench.apiserver import (
     bounded,
     cleanup,
     cpu_seconds,
+    create_platform_admin,
     ks_apiserver,
     summary,
 )
@@ -123,15 +123,7 @@ async def scenario(
     admin = f"bench-admin-{run}"
     ns = f"bench-watch-{run}"
     try:
-        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-        await client.create(kube.USERS, {"metadata": {"name": admin, "labels": labels},
-                                         "spec": {"email": f"{admin}@bench.local", "password": hashed},
-                                         "status": {"state": "Active"}})  # fmt: skip
-        await client.create(kube.GLOBALROLEBINDINGS, {
-            "metadata": {"name": f"{admin}-platform-admin", "labels": {**labels, kube.USER_REF_LABEL: admin}},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": admin}],
-            "roleRef": {"apiGroup": "iam.kubesphere.io", "kind": "GlobalRole", "name": "platform-admin"},
-        })  # fmt: skip
+        await create_platform_admin(client, admin, labels)
         await client.create(kube.NAMESPACES, {"metadata": {"name": ns, "labels": labels}})
         _, since = await client.list_with_version(kube.CONFIGMAPS, namespace=ns)
         body = {"data": {"k": "v" * 200}}
@@ -207,10 +199,7 @@ def main() -> None:
         "parameters": {"objects": args.objects, "rounds": args.rounds, "samples": args.samples},
         **result,
     }
-    if args.no_write:
-        print(json.dumps(result, indent=2))
-    else:
-        write_result("watch", result)
+    emit("watch", result, write=not args.no_write)
 
 
 if __name__ == "__main__":
