@@ -141,6 +141,9 @@ class Records:
         self.metrics.run_seconds.labels(name, action).observe(result.duration)
         rec.tasks = result.progress.as_status()
         rec.last_run_seconds = round(result.duration, 1)
+        if result.ok:
+            # The run's own removals decide: none left behind clears the last run's list.
+            rec.leftovers = list(result.leftovers)
         p = result.progress
         summary = f"{p.started} tasks, {p.changed} changed, {result.duration:.1f}s"
         if result.ok and step.action == Action.INSTALL:
@@ -160,6 +163,13 @@ class Records:
             self._succeeded(rec, State.DISABLED)
             log.info("[%s] disabled and removed (%s)", name, summary)
             self.event("Normal", "ComponentDisabled", f"{name} disabled: {summary}")
+        if result.ok and result.leftovers:
+            listed = "; ".join(
+                f"{x.get('kind')} {x.get('name')}: {x.get('reason')}" for x in result.leftovers
+            )
+            rec.message = f"{len(result.leftovers)} object(s) not removed (status leftovers): {listed}"[:1000]
+            log.warning("[%s] not removed: %s", name, listed)
+            self.event("Warning", "ObjectsLeftBehind", f"{name}: {listed}"[:1000])
         elif result.status == CANCELED:
             # The state stays Installing/Disabling: a cut-short run may have left objects, so the
             # next plan uninstalls (or installs) the component from here.

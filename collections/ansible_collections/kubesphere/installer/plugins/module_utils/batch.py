@@ -27,6 +27,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 
 #: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
+    "data": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": False},
     "wait_condition": {"type": "dict"},
     "wait_timeout": {"type": "int", "default": 600},
@@ -42,7 +43,7 @@ _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "crea
 
 #: The host fact the apply action adds the objects it applied to; the inventory action writes it.
 APPLIED_FACT = "ks_applied_objects"
-_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
+_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid", "data")
 
 
 def ref_of(obj: Obj) -> Obj:
@@ -54,7 +55,10 @@ def ref_of(obj: Obj) -> Obj:
 
 
 def merge_refs(known: list[Obj], applied: list[Obj]) -> list[Obj]:
-    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept."""
+    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept.
+
+    ``data: true`` marks an object that holds (or unlocks) the component's data: see removal.py.
+    """
     out: dict[tuple[Any, ...], Obj] = {}
     for entry in list(known) + list(applied):
         ref_ = {k: entry[k] for k in _REF_FIELDS if entry.get(k)}
@@ -419,17 +423,25 @@ class Batch:
         )
         return _method(before, after, dry_run=self.dry_run), after
 
-    def delete(self, obj: Obj, *, propagation: str | None = None) -> str:
-        """``deleted``, or ``absent`` when there was nothing to delete."""
+    def delete(self, obj: Obj, *, propagation: str | None = None, uid: str | None = None) -> str:
+        """``deleted``, or ``absent`` when there was nothing to delete.
+
+        With ``uid``, only that very object: one re-created under the name since is refused (409).
+        """
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
+        body: Obj = {}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if uid:
+            body["preconditions"] = {"uid": uid}
         gone = self._call(
             ref(obj),
             self.client.client.delete,
             res,
             name=name,
             namespace=namespace,
-            body={"propagationPolicy": propagation} if propagation else None,
+            body=body or None,
             dry_run="All" if self.dry_run else None,
             missing_ok=True,
         )
