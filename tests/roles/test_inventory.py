@@ -75,7 +75,8 @@ def test_a_run_records_what_it_applied_and_a_failed_run_keeps_the_record(
 
 
 def ref_of(obj: Any) -> dict[str, Any]:
-    out = {"apiVersion": obj.api_version, "kind": obj.kind, "name": obj.metadata.name, "uid": obj.metadata.uid}
+    out = {"apiVersion": obj.api_version, "kind": obj.kind, "name": obj.metadata.name}
+    out["uid"] = obj.metadata.uid
     if obj.metadata.namespace:
         out["namespace"] = obj.metadata.namespace
     return out
@@ -129,11 +130,12 @@ def test_an_install_prunes_what_it_no_longer_applies_and_a_disable_keeps_only_th
     old = config_map(cluster, "openldap-old-settings", OPENLDAP)
     volume = core.create_namespaced_persistent_volume_claim(NS, client.V1PersistentVolumeClaim(
         metadata=client.V1ObjectMeta(name="openldap-old-volume", labels=OPENLDAP),
-        spec=client.V1PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteOnce"], resources={"requests": {"storage": "1Gi"}}),
+        spec=client.V1PersistentVolumeClaimSpec(access_modes=["ReadWriteOnce"],
+                                                resources={"requests": {"storage": "1Gi"}}),
     ))  # fmt: skip
     reused = config_map(cluster, "openldap-reused", {})
-    add_to_record(cluster, "openldap", [ref_of(old), ref_of(volume), {**ref_of(reused), "uid": "not-its-uid"}])
+    stale = {**ref_of(reused), "uid": "not-its-uid"}
+    add_to_record(cluster, "openldap", [ref_of(old), ref_of(volume), stale])
     try:
         run_role("openldap")
         assert not exists(cluster, "ConfigMap", "openldap-old-settings")
@@ -141,7 +143,8 @@ def test_an_install_prunes_what_it_no_longer_applies_and_a_disable_keeps_only_th
         assert exists(cluster, "ConfigMap", "openldap-reused")  # not the object recorded: left alone
         names = {(o["kind"], o["name"]) for o in listed(record(cluster, "openldap"))}  # type: ignore[arg-type]
         assert ("PersistentVolumeClaim", "openldap-old-volume") in names
-        assert ("ConfigMap", "openldap-old-settings") not in names and ("ConfigMap", "openldap-reused") not in names
+        assert ("ConfigMap", "openldap-old-settings") not in names
+        assert ("ConfigMap", "openldap-reused") not in names
         assert ("StatefulSet", "openldap") in names
 
         # A disable removes everything recorded but the data; the record keeps what stayed.
@@ -170,8 +173,8 @@ def test_without_a_record_an_install_adopts_what_carries_its_labels(
 
     def service(name: str, labels: dict[str, str]) -> None:
         spec = client.V1ServiceSpec(ports=[client.V1ServicePort(port=389)], selector={"x": "y"})
-        core.create_namespaced_service(NS, client.V1Service(metadata=client.V1ObjectMeta(name=name, labels=labels),
-                                                            spec=spec))  # fmt: skip
+        meta = client.V1ObjectMeta(name=name, labels=labels)
+        core.create_namespaced_service(NS, client.V1Service(metadata=meta, spec=spec))
 
     # Of a kind the role applies (Service), with its labels: what an older version rendered.
     service("openldap-legacy", OPENLDAP)
