@@ -163,13 +163,6 @@ class Records:
             self._succeeded(rec, State.DISABLED)
             log.info("[%s] disabled and removed (%s)", name, summary)
             self.event("Normal", "ComponentDisabled", f"{name} disabled: {summary}")
-        if result.ok and result.leftovers:
-            listed = "; ".join(
-                f"{x.get('kind')} {x.get('name')}: {x.get('reason')}" for x in result.leftovers
-            )
-            rec.message = f"{len(result.leftovers)} object(s) not removed (status leftovers): {listed}"[:1000]
-            log.warning("[%s] not removed: %s", name, listed)
-            self.event("Warning", "ObjectsLeftBehind", f"{name}: {listed}"[:1000])
         elif result.status == CANCELED:
             # The state stays Installing/Disabling: a cut-short run may have left objects, so the
             # next plan uninstalls (or installs) the component from here.
@@ -177,6 +170,13 @@ class Records:
             log.info("[%s] %s canceled: %s", name, action, canceled_because)
         else:
             self._failed(name, rec, action, result)
+        if result.ok and result.leftovers:
+            listed = "; ".join(
+                f"{x.get('kind')} {x.get('name')}: {x.get('reason')}" for x in result.leftovers
+            )
+            rec.message = f"{len(result.leftovers)} object(s) not removed (status leftovers): {listed}"[:1000]
+            log.warning("[%s] not removed: %s", name, listed)
+            self.event("Warning", "ObjectsLeftBehind", f"{name}: {listed}"[:1000])
         self.metrics.failed_components.set(len(self.in_state(State.FAILED)))
 
     def _succeeded(self, rec: ComponentRecord, state: State) -> None:
