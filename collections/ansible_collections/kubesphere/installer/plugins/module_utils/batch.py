@@ -435,6 +435,10 @@ class Batch:
             body["propagationPolicy"] = propagation
         if uid:
             body["preconditions"] = {"uid": uid}
+        if body and self.dry_run:
+            # A DELETE with a body takes its options from the body alone: the dryRun query
+            # parameter would be ignored, and the object deleted for real.
+            body["dryRun"] = ["All"]
         gone = self._call(
             ref(obj),
             self.client.client.delete,
