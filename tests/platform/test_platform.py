@@ -104,7 +104,7 @@ def platform(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_sample_installs_and_enabled_workloads_are_available(cluster: Cluster, platform: Operator) -> None:
     cc = wait_ready(cluster)
     status = cc["status"]
-    assert status["core"]["status"] == "enabled" and status["core"]["version"] == "v0.1.0"
+    assert status["core"]["status"] == "enabled" and status["core"]["version"] == "v0.2.0"
     assert status["monitoring"]["status"] == "enabled"
     for name in ("ks-apiserver", "ks-controller-manager", "ks-console"):
         assert available(cluster, "Deployment", name, NS)
