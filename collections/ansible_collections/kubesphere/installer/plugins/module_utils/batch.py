@@ -377,6 +377,18 @@ class Batch:
             ns_key = namespace if res.namespaced else ""
             self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
 
+    def kinds(self) -> list[tuple[str, str]]:
+        """``(apiVersion, kind)`` of every kind the cluster serves that can be listed and deleted,
+        at its preferred version (Events, Namespaces and subresources left out)."""
+        out: dict[tuple[str, str], str] = {}
+        for res in self.client.client.resources.search():
+            name, verbs = getattr(res, "name", None) or "", set(getattr(res, "verbs", None) or [])
+            if not name or "/" in name or not {"list", "delete"} <= verbs or res.kind in ("Event", "Namespace"):
+                continue
+            if getattr(res, "preferred", True) or (res.group, res.kind) not in out:
+                out[(res.group, res.kind)] = res.group_version
+        return sorted((api_version, kind) for (_, kind), api_version in out.items())
+
     def served(self, kind: str, api_version: str) -> Any:
         """The kind's resource, re-reading discovery once when the cached copy lacks it (a new CRD)."""
         for attempt in range(2):
