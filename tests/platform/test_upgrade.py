@@ -73,11 +73,17 @@ def get_cc(cluster: Cluster) -> dict[str, Any]:
     return obj
 
 
-def ready(cluster: Cluster, *, timeout: float) -> dict[str, Any]:
+def ready(cluster: Cluster, *, timeout: float, version: str) -> dict[str, Any]:
+    """The CR once Ready at its generation, in a status the installer of ``version`` wrote."""
+
     def check() -> dict[str, Any] | None:
         cc = get_cc(cluster)
         cond = condition(cc, "Ready")
-        if cond.get("status") == "True" and cond.get("observedGeneration") == cc["metadata"]["generation"]:
+        if (
+            cond.get("status") == "True"
+            and cond.get("observedGeneration") == cc["metadata"]["generation"]
+            and (cc.get("status") or {}).get("installerVersion") == version
+        ):
             return cc
         return None
 
@@ -185,7 +191,7 @@ def test_the_current_operator_takes_over_an_install_of_the_last_release(
     old_log = scratch / "operator-v0.1.0.log"
     old = operator(cluster, tree, old_log, scratch / "runs-old")
     try:
-        before = ready(cluster, timeout=1500)
+        before = ready(cluster, timeout=1500, version=RELEASE.lstrip("v"))
     finally:
         stop(old, old_log)
     assert before["status"]["core"]["version"] == RELEASE
@@ -201,8 +207,7 @@ def test_the_current_operator_takes_over_an_install_of_the_last_release(
     new = Operator(cluster, NS, new_log, dict(os.environ, KS_INSTALLER_WORK_DIR=str(scratch / "runs-new")),
                    [], table=None).start()  # fmt: skip
     try:
-        after = ready(cluster, timeout=900)
-        assert after["status"].get("installerVersion") == __version__
+        after = ready(cluster, timeout=900, version=__version__)
     finally:
         new.stop()
     log = new.log()
