@@ -28,7 +28,7 @@ from devcluster import kube
 from devcluster.services import free_port
 from installer import __version__
 from tests.conftest import Cluster
-from tests.helpers import kubectl, wait_for
+from tests.helpers import kubectl, uninstall_platform, wait_for
 from tests.installer.conftest import Operator, condition
 
 pytestmark = pytest.mark.cluster
@@ -147,13 +147,7 @@ def released(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         yield tree, scratch
     finally:
-        kubectl(cluster.kubectl, cluster.kubeconfig, "delete", "-n", NS, "cc", "ks-installer", check=False)
-        subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory" / "local"),
-             str(REPO / "playbooks" / "uninstall.yml")],
-            cwd=REPO, env=dict(os.environ, KUBECONFIG=str(cluster.kubeconfig)),
-            capture_output=True, check=False,
-        )  # fmt: skip
+        uninstall_platform(cluster.kubectl, cluster.kubeconfig, NS)
 
 
 def operator(cluster: Cluster, tree: Path, log: Path, work: Path) -> subprocess.Popen[bytes]:
