@@ -315,3 +315,10 @@ def test_a_wait_wakes_on_the_change_of_the_object_it_watches(cluster: Cluster, n
     core.patch_namespaced_config_map("w", namespace, {"data": {"k": "v"}})
     waiter.join(60)
     assert not waiter.is_alive()
+
+
+def test_the_client_leaves_retry_after_answers_to_the_batch(cluster: Cluster) -> None:
+    # urllib3 would sleep a whole Retry-After (1 s) per busy answer; the batch asks again sooner.
+    b = Batch.connect({"kubeconfig": str(cluster.kubeconfig)}, dry_run=False)
+    retries = b.client.client.client.rest_client.pool_manager.connection_pool_kw["retries"]
+    assert retries.respect_retry_after_header is False and retries.total == 3

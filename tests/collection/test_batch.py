@@ -8,6 +8,8 @@ import pytest
 from ansible_collections.kubesphere.installer.plugins.action.apply import _masked
 from ansible_collections.kubesphere.installer.plugins.module_utils import batch
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import BatchError
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError
 
 
 def deployment(want: int = 2, **status: Any) -> dict[str, Any]:
@@ -242,3 +244,32 @@ def test_until_changed_without_an_object_to_watch_polls(monkeypatch: pytest.Monk
     dynamic = _Dynamic([])
     batch.Batch(_Client(dynamic), field_manager="t").until_changed([], 2.0)
     assert dynamic.watched == [] and len(slept) == 1 and 0 < slept[0] <= 0.2
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_busy_answer_is_asked_again_at_once_not_after_its_retry_after(
+    monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(batch.time, "sleep", slept.append)
+    answers: list[Any] = [status, status, {"kind": "ConfigMap"}]
+
+    def call() -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, int):
+            raise DynamicApiError(ApiException(status=answer, reason="storage is (re)initializing"))
+        return answer
+
+    b = batch.Batch(None, field_manager="t")
+    assert b._call("ConfigMap n/c", call) == {"kind": "ConfigMap"}
+    assert slept == [0.05, 0.1]
+
+
+def test_a_refusal_is_not_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch.time, "sleep", lambda _s: pytest.fail("slept"))
+
+    def call() -> Any:
+        raise DynamicApiError(ApiException(status=422, reason="Invalid"))
+
+    with pytest.raises(BatchError, match=r"^ConfigMap n/c: 422 Invalid$"):
+        batch.Batch(None, field_manager="t")._call("ConfigMap n/c", call)

@@ -27,6 +27,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from kubernetes import watch
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+from urllib3.util.retry import Retry
 
 #: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
@@ -38,6 +39,12 @@ COMMON_ARGS: dict[str, Any] = {
 }
 
 Obj = dict[str, Any]
+
+#: Answers that say "ask again in a moment": a CRD's storage right after it is established
+#: answers 429 (storage is (re)initializing) with Retry-After 1 for some 0.1 s.
+_BUSY = (429, 503)
+#: How long a request answered with one of _BUSY is tried again (quickly at first).
+BUSY_RETRY_SECONDS = 60.0
 
 #: Fields the server owns: two reads of an unchanged object may differ only in these.
 _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp")
@@ -288,6 +295,7 @@ class Batch:
             client = get_api_client(**auth)
         except CoreException as exc:
             raise BatchError(f"Kubernetes client: {exc}") from None
+        _no_retry_after(client)
         return cls(
             client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
             namespace=params.get("namespace"), timeout=params.get("wait_timeout", 600),
@@ -339,15 +347,21 @@ class Batch:
         return meta["name"], namespace
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Obj | None:
-        try:
-            answer = fn(*args, **kwargs)
-        except NotFoundError:
-            if missing_ok:
-                return None
-            raise BatchError(f"{what}: not found") from None
-        except DynamicApiError as exc:
-            raise BatchError(f"{what}: {describe(exc)}") from None
-        return answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        pauses = backoff(0.05, 1.0)
+        while True:
+            try:
+                answer = fn(*args, **kwargs)
+            except NotFoundError:
+                if missing_ok:
+                    return None
+                raise BatchError(f"{what}: not found") from None
+            except DynamicApiError as exc:
+                if getattr(exc, "status", None) in _BUSY and time.monotonic() < deadline:
+                    time.sleep(next(pauses))
+                    continue
+                raise BatchError(f"{what}: {describe(exc)}") from None
+            return answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
 
     def _must(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         answer = self._call(what, fn, *args, **kwargs)
@@ -523,6 +537,23 @@ class Batch:
             return lambda: None if self.get(obj) is None else "still there (finalizers or dependents)"
 
         wait_all({ref(o): check(o) for o in objs}, timeout=self.timeout, sleep=self.sleep)
+
+
+def _no_retry_after(client: Any) -> None:
+    """Leave answers that say "retry after" to :meth:`Batch._call` (which asks again within 0.05 s).
+
+    urllib3 otherwise sleeps the whole Retry-After (1 s, where the server needs about 0.1 s)
+    up to three times per request. Connection errors are still retried by urllib3.
+    """
+    try:
+        pool_manager = client.client.client.rest_client.pool_manager
+    except AttributeError:  # not the kubernetes client's layout: leave it as it is
+        return
+    retries = pool_manager.connection_pool_kw.get("retries")
+    if isinstance(retries, Retry) and not retries.respect_retry_after_header:
+        return
+    pool_manager.connection_pool_kw["retries"] = Retry(total=3, respect_retry_after_header=False)
+    pool_manager.clear()  # pools made before this take their retries from the old setting
 
 
 def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
