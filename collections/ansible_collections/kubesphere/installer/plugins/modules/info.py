@@ -65,7 +65,9 @@ options:
     type: int
     default: 600
   wait_sleep:
-    description: Longest pause between two checks.
+    description:
+      - Longest pause between two checks. The wait watches the object and checks again as
+        soon as it changes (every 0.2 s while it cannot be watched, e.g. before it exists).
     type: int
     default: 2
 """
