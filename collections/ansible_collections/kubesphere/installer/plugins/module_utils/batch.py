@@ -512,10 +512,10 @@ class Batch:
         started = time.monotonic()
         if watched and seconds > 0:
             obj, version = watched[0]
-            res = self.resource(obj)
-            name, namespace = self._place(res, obj)
             watcher = watch.Watch()
             try:
+                res = self.resource(obj)
+                name, namespace = self._place(res, obj)
                 for event in self.client.client.watch(
                     res, namespace=namespace, name=name, resource_version=version,
                     timeout=max(1, math.ceil(seconds)), watcher=watcher,
