@@ -41,6 +41,8 @@ class ComponentRecord:
     last_transition: str = field(default_factory=now_rfc3339)
     last_run_seconds: float | None = None
     reasons: list[str] = field(default_factory=list)
+    #: What the last uninstall or prune could not remove, each with its reason.
+    leftovers: list[dict[str, str]] = field(default_factory=list)
 
     def transition(self, state: State, message: str = "") -> bool:
         changed = state != self.state
@@ -66,6 +68,8 @@ class ComponentRecord:
             "reason": "; ".join(self.reasons) or None,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
+        if self.leftovers:
+            doc["leftovers"] = self.leftovers
         return doc
 
     @classmethod
@@ -85,6 +89,7 @@ class ComponentRecord:
             enabled_time=(ks or {}).get("enabledTime"),
             last_transition=doc.get("lastTransitionTime") or now_rfc3339(),
             last_run_seconds=doc.get("lastRunSeconds"),
+            leftovers=[x for x in doc.get("leftovers") or [] if isinstance(x, dict)],
         )
 
 

@@ -147,6 +147,23 @@ def test_check_mode_changes_nothing_and_says_what_would(
     assert err.value.status == 404
 
 
+def test_check_mode_deletes_nothing_even_with_delete_options(
+    cluster: Cluster, tmp_path: Path, namespace: str
+) -> None:
+    """A DELETE with a body (propagation, preconditions) takes dryRun from the body, not the query."""
+    core = client.CoreV1Api(cluster.api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "kept"}, "data": {"x": "1"}})
+    task = {
+        "kubesphere.installer.apply": {
+            "state": "absent", "kind": "ConfigMap", "name": ["kept"], "namespace": namespace,
+            "delete_options": {"propagationPolicy": "Foreground"},
+        }
+    }  # fmt: skip
+    result = task_results(play(cluster, tmp_path, [task], check=True))[0]
+    assert result["changed"] is True and result["method"] == "deleted"  # would be
+    assert core.read_namespaced_config_map("kept", namespace).data == {"x": "1"}
+
+
 def test_objects_of_a_crd_in_the_same_batch_wait_until_it_is_served(cluster: Cluster, tmp_path: Path) -> None:
     group = f"t{uuid.uuid4().hex[:6]}.batch.kubesphere.io"
     crd = {

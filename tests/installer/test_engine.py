@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from installer import status
+from installer import __version__, status
 from installer.components import load_table
 from installer.engine import Engine
 from installer.errors import PermanentError, TemporaryError
@@ -128,7 +128,7 @@ def test_ten_patches_during_a_run_coalesce_to_the_last_spec(engines: EngineFacto
     assert alpha["state"] == "Enabled"
     assert (
         alpha["appliedDigest"]
-        == component_digests(load_table(TEST_TABLE), api.get()["spec"], version="0.1.0")["alpha"]
+        == component_digests(load_table(TEST_TABLE), api.get()["spec"], version=__version__)["alpha"]
     )
     assert api.condition("Ready")["observedGeneration"] == 11
     assert api.reasons().count("ComponentInstalling") == 2
@@ -203,6 +203,31 @@ def test_switching_a_component_off_cancels_its_install_and_uninstalls_it(engines
         "ComponentDisabling",
         "ComponentDisabled",
     ]
+
+
+def test_what_an_uninstall_could_not_remove_is_listed_in_status_until_a_run_removes_it(
+    engines: EngineFactory,
+) -> None:
+    api = FakeApi(probe(delta={"enabled": True}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    runner.started(1).succeed()
+    settle(engine, lambda: api.component("delta").get("state") == "Enabled", "delta enabled")
+
+    change(engine, api, lambda spec: spec["probe"]["delta"].update(enabled=False))
+    held = {"kind": "Service", "namespace": "ns", "name": "svc", "reason": "deletion waits for finalizers x"}
+    next_run(engine, runner, 2).succeed(leftovers=[held])
+    settle(engine, lambda: api.component("delta").get("state") == "Disabled", "delta disabled")
+    assert api.component("delta")["leftovers"] == [held]
+    assert "1 object(s) not removed" in api.component("delta")["message"]
+    assert "ObjectsLeftBehind" in api.reasons()
+
+    # The next run that removes everything clears the list.
+    change(engine, api, lambda spec: spec["probe"]["delta"].update(enabled=True))
+    next_run(engine, runner, 3).succeed()
+    settle(engine, lambda: api.component("delta").get("state") == "Enabled", "delta enabled again")
+    assert "leftovers" not in api.component("delta")
 
 
 def test_the_drift_check_re_runs_enabled_components_and_reports_repairs(

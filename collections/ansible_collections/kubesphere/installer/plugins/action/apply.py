@@ -87,10 +87,12 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from None
         result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
         result["results"] = [{k: v for k, v in r.items() if k != "object"} for r in results]
-        if params["state"] == "present" and not check_mode:
-            # What this run applied so far, for the component's inventory (see the inventory action).
+        if params["state"] == "present":
+            # What this run applied so far, for the component's inventory (see the inventory action);
+            # in check mode too, so a check run's pruning shows what a real one would remove.
             known = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
-            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, result["results"])}
+            applied = [{**r, "data": True} if params["data"] else r for r in result["results"]]
+            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, applied)}
         if len(results) == 1:  # as kubernetes.core.k8s registers one object
             result["method"] = results[0]["method"]
             result["result"] = results[0].get("object") or {}

@@ -62,8 +62,9 @@ class ActionModule(ActionBase):
         except BatchError as exc:
             raise AnsibleActionFail(str(exc)) from None
         result.update(changed=False, resources=resources, api_found=True)
-        if params["record"] and not self._task.check_mode:
+        if params["record"]:
             # Objects a role creates once and then leaves alone belong to the component's record too.
             known = ((task_vars or {}).get("ansible_facts") or {}).get(APPLIED_FACT) or []
-            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, [ref_of(r) for r in resources])}
+            refs = [{**ref_of(r), "data": True} if params["data"] else ref_of(r) for r in resources]
+            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, refs)}
         return result

@@ -31,6 +31,7 @@ from urllib3.util.retry import Retry
 
 #: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
+    "data": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": False},
     "wait_condition": {"type": "dict"},
     "wait_timeout": {"type": "int", "default": 600},
@@ -52,7 +53,7 @@ _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "crea
 
 #: The host fact the apply action adds the objects it applied to; the inventory action writes it.
 APPLIED_FACT = "ks_applied_objects"
-_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
+_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid", "data")
 
 
 def ref_of(obj: Obj) -> Obj:
@@ -64,7 +65,10 @@ def ref_of(obj: Obj) -> Obj:
 
 
 def merge_refs(known: list[Obj], applied: list[Obj]) -> list[Obj]:
-    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept."""
+    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept.
+
+    ``data: true`` marks an object that holds (or unlocks) the component's data: see removal.py.
+    """
     out: dict[tuple[Any, ...], Obj] = {}
     for entry in list(known) + list(applied):
         ref_ = {k: entry[k] for k in _REF_FIELDS if entry.get(k)}
@@ -394,6 +398,18 @@ class Batch:
             ns_key = namespace if res.namespaced else ""
             self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
 
+    def kinds(self) -> list[tuple[str, str]]:
+        """``(apiVersion, kind)`` of every kind the cluster serves that can be listed and deleted,
+        at its preferred version (Events, Namespaces and subresources left out)."""
+        out: dict[tuple[str, str], str] = {}
+        for res in self.client.client.resources.search():
+            name, verbs = getattr(res, "name", None) or "", set(getattr(res, "verbs", None) or [])
+            if not name or "/" in name or not {"list", "delete"} <= verbs or res.kind in ("Event", "Namespace"):
+                continue
+            if getattr(res, "preferred", True) or (res.group, res.kind) not in out:
+                out[(res.group, res.kind)] = res.group_version
+        return sorted((api_version, kind) for (_, kind), api_version in out.items())
+
     def served(self, kind: str, api_version: str) -> Any:
         """The kind's resource, re-reading discovery once when the cached copy lacks it (a new CRD)."""
         for attempt in range(2):
@@ -440,17 +456,29 @@ class Batch:
         )
         return _method(before, after, dry_run=self.dry_run), after
 
-    def delete(self, obj: Obj, *, propagation: str | None = None) -> str:
-        """``deleted``, or ``absent`` when there was nothing to delete."""
+    def delete(self, obj: Obj, *, propagation: str | None = None, uid: str | None = None) -> str:
+        """``deleted``, or ``absent`` when there was nothing to delete.
+
+        With ``uid``, only that very object: one re-created under the name since is refused (409).
+        """
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
+        body: Obj = {}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if body and self.dry_run:
+            # A DELETE with a body takes its options from the body alone: the dryRun query
+            # parameter would be ignored, and the object deleted for real.
+            body["dryRun"] = ["All"]
         gone = self._call(
             ref(obj),
             self.client.client.delete,
             res,
             name=name,
             namespace=namespace,
-            body={"propagationPolicy": propagation} if propagation else None,
+            body=body or None,
             dry_run="All" if self.dry_run else None,
             missing_ok=True,
         )

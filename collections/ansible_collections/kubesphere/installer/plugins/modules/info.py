@@ -27,6 +27,14 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 
 options:
+  data:
+    description:
+      - The objects hold (or unlock) the component's data, such as the Secret a volume was
+        initialised with. The component's record marks them, and a removal of the record's
+        objects (M(kubesphere.installer.inventory)) keeps them unless its C(delete_data).
+      - With O(record) only.
+    type: bool
+    default: false
   api_version:
     description: API version of O(kind).
     type: str
