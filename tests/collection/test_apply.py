@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import Batch
 from kubernetes import client
 
 from tests.conftest import Cluster
@@ -315,3 +318,24 @@ def test_patched_merges_only_the_given_fields_and_info_reads(
     labels = one["resources"][0]["metadata"]["labels"]
     assert labels["batch-test"] == "yes" and labels["kubernetes.io/metadata.name"] == namespace
     assert namespace in [r["metadata"]["name"] for r in listed["resources"]]
+
+
+def test_a_wait_wakes_on_the_change_of_the_object_it_watches(cluster: Cluster, namespace: str) -> None:
+    core = client.CoreV1Api(cluster.api)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "namespace": namespace}}
+    version = core.create_namespaced_config_map(namespace, cm).metadata.resource_version
+    b = Batch.connect({"kubeconfig": str(cluster.kubeconfig)}, dry_run=False)
+    # Watching for up to 600 s: only the change below can end it before the join gives up.
+    waiter = threading.Thread(target=b.until_changed, args=([(cm, version)], 600.0), daemon=True)
+    waiter.start()
+    time.sleep(0.5)  # the watch is open (a change before it opens is delivered all the same)
+    core.patch_namespaced_config_map("w", namespace, {"data": {"k": "v"}})
+    waiter.join(60)
+    assert not waiter.is_alive()
+
+
+def test_the_client_leaves_retry_after_answers_to_the_batch(cluster: Cluster) -> None:
+    # urllib3 would sleep a whole Retry-After (1 s) per busy answer; the batch asks again sooner.
+    b = Batch.connect({"kubeconfig": str(cluster.kubeconfig)}, dry_run=False)
+    retries = b.client.client.client.rest_client.pool_manager.connection_pool_kw["retries"]
+    assert retries.respect_retry_after_header is False and retries.total == 3

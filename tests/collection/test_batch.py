@@ -8,6 +8,8 @@ import pytest
 from ansible_collections.kubesphere.installer.plugins.action.apply import _masked
 from ansible_collections.kubesphere.installer.plugins.module_utils import batch
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import BatchError
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError
 
 
 def deployment(want: int = 2, **status: Any) -> dict[str, Any]:
@@ -168,3 +170,106 @@ def test_recorded_secrets_carry_no_values() -> None:
     masked = _masked(secret)
     assert "c2VjcmV0" not in str(masked) and "pw" not in str(masked.get("stringData"))
     assert masked["data"].keys() == {"k"} and secret["data"]["k"] == "c2VjcmV0"
+
+
+def test_wait_all_takes_the_pause_schedule_it_is_given() -> None:
+    clock = FakeClock()
+    calls = {"a": 0}
+
+    def a() -> str | None:
+        calls["a"] += 1
+        return None if calls["a"] >= 4 else "no"
+
+    intervals = iter([1.0, 1.0, 1.0])
+    batch.wait_all({"a": a}, timeout=60, sleep=2, clock=clock, pause=clock.pause, intervals=intervals)
+    assert clock.pauses == [1.0, 1.0, 1.0]
+
+
+class _Resource:
+    namespaced = True
+
+
+class _Dynamic:
+    """What until_changed uses of the dynamic client: watch, answering with ``events`` (or raising)."""
+
+    def __init__(self, events: list[dict[str, Any]] | Exception) -> None:
+        self.events = events
+        self.watched: list[dict[str, Any]] = []
+
+    def watch(self, res: Any, **kwargs: Any) -> Any:
+        self.watched.append(kwargs)
+        if isinstance(self.events, Exception):
+            raise self.events
+        yield from self.events
+
+
+class _Client:
+    def __init__(self, dynamic: _Dynamic) -> None:
+        self.client = dynamic
+
+    def resource(self, kind: str, api_version: str) -> _Resource:
+        return _Resource()
+
+
+@pytest.mark.parametrize(
+    ("events", "polls"),
+    [
+        ([{"type": "MODIFIED", "object": {}}], False),  # a change ends the pause at once
+        ([{"type": "ERROR", "object": {"code": 410}}], True),  # a version too old: poll instead
+        (RuntimeError("the watch was cut"), True),
+    ],
+)
+def test_until_changed_watches_the_first_pending_object_and_polls_when_it_cannot(
+    monkeypatch: pytest.MonkeyPatch, events: Any, polls: bool
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(batch.time, "sleep", slept.append)
+    dynamic = _Dynamic(events)
+    b = batch.Batch(_Client(dynamic), field_manager="t")
+    first, second = deployment(), {**deployment(), "metadata": {"name": "e", "namespace": "n"}}
+    b.until_changed([(first, "41"), (second, "42")], 2.0)
+    [watched] = dynamic.watched
+    assert {k: v for k, v in watched.items() if k != "watcher"} == {
+        "namespace": "n",
+        "name": "d",
+        "resource_version": "41",
+        "timeout": 2,
+    }
+    assert bool(slept) is polls and all(0 < s <= 0.2 for s in slept)
+
+
+def test_until_changed_without_an_object_to_watch_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(batch.time, "sleep", slept.append)
+    dynamic = _Dynamic([])
+    batch.Batch(_Client(dynamic), field_manager="t").until_changed([], 2.0)
+    assert dynamic.watched == [] and len(slept) == 1 and 0 < slept[0] <= 0.2
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_busy_answer_is_asked_again_at_once_not_after_its_retry_after(
+    monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(batch.time, "sleep", slept.append)
+    answers: list[Any] = [status, status, {"kind": "ConfigMap"}]
+
+    def call() -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, int):
+            raise DynamicApiError(ApiException(status=answer, reason="storage is (re)initializing"))
+        return answer
+
+    b = batch.Batch(None, field_manager="t")
+    assert b._call("ConfigMap n/c", call) == {"kind": "ConfigMap"}
+    assert slept == [0.05, 0.1]
+
+
+def test_a_refusal_is_not_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch.time, "sleep", lambda _s: pytest.fail("slept"))
+
+    def call() -> Any:
+        raise DynamicApiError(ApiException(status=422, reason="Invalid"))
+
+    with pytest.raises(BatchError, match=r"^ConfigMap n/c: 422 Invalid$"):
+        batch.Batch(None, field_manager="t")._call("ConfigMap n/c", call)

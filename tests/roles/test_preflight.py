@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client
 
-from tests.roles.conftest import RoleRunner
+from installer.runs import Runner
+from tests.conftest import Cluster
+from tests.roles.conftest import RoleRunner, role_request
 
 pytestmark = pytest.mark.cluster
 
@@ -51,3 +54,13 @@ def test_bad_specs_fail_with_an_actionable_message(
     result = run_role("preflight", "main", spec=spec, expect_failure=True)
     assert message in (result.message or ""), result.message
     assert result.progress.changed == 0
+
+
+def test_a_cluster_older_than_supported_fails_with_its_version(role_runner: Runner, cluster: Cluster) -> None:
+    version = client.VersionApi(cluster.api).get_code().git_version
+    newer = "99.0.0"
+    result = role_runner.run(
+        role_request("preflight", "main", extra={"preflight_min_kubernetes_version": newer})
+    )
+    assert not result.ok
+    assert f"Kubernetes {version} is older than v{newer}" in (result.message or ""), result.message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from typing import Any
 
 import yaml
@@ -81,7 +82,7 @@ class ActionModule(ActionBase):
                     params["api_version"], params["kind"], namespace=params["namespace"],
                     selectors=params["label_selectors"],
                 )
-            results = self._run(batch, params, objects, check_mode)
+            results = self._run(batch, params, objects, check_mode, task_vars)
         except BatchError as exc:
             raise AnsibleActionFail(str(exc)) from None
         result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
@@ -160,8 +161,10 @@ class ActionModule(ActionBase):
 
     # -- the work ----------------------------------------------------------------------------------
     def _run(
-        self, batch: Batch, params: dict[str, Any], objects: list[dict[str, Any]], check_mode: bool
+        self, batch: Batch, params: dict[str, Any], objects: list[dict[str, Any]], check_mode: bool,
+        task_vars: dict[str, Any],
     ) -> list[dict[str, Any]]:
+        started = time.monotonic()
         results: list[dict[str, Any]] = []
         state = params["state"]
         if state == "absent":
@@ -184,20 +187,23 @@ class ActionModule(ActionBase):
         if params["wait"] and not check_mode:
             batch.wait_ready(objects, condition=params["wait_condition"])
         if not check_mode:
-            self._record(params, objects)
+            self._record(params, objects, seconds=time.monotonic() - started, task_vars=task_vars)
         return results
 
-    def _record(self, params: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    def _record(self, params: dict[str, Any], objects: list[dict[str, Any]], *, seconds: float,
+                task_vars: dict[str, Any]) -> None:
         """With $KS_APPLY_RECORD set, append this batch to that file (JSON lines; Secret values masked).
 
         ``make bench-installer`` replays the record with plain server-side applies to measure
-        the floor an install is compared with.
+        the floor an install is compared with, and sums ``seconds`` (the batch's API calls and
+        wait) per ``component`` to split each run into apply-and-wait time and the rest.
         """
         path = os.environ.get("KS_APPLY_RECORD")
         if not path:
             return
         masked = [_masked(o) for o in objects]
-        line = {"task": self._task.get_name(), "state": params["state"], "wait": params["wait"],
+        line = {"task": self._task.get_name(), "component": task_vars.get("ks_component"),
+                "seconds": round(seconds, 3), "state": params["state"], "wait": params["wait"],
                 "wait_condition": params["wait_condition"], "field_manager": params["field_manager"],
                 "objects": masked}
         with open(path, "a", encoding="utf-8") as fh:

@@ -22,7 +22,7 @@ from ansible_collections.kubesphere.installer.plugins.module_utils.batch import 
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "api_version": {"type": "str", "default": "v1", "aliases": ["apiVersion"]},
-    "kind": {"type": "str", "required": True},
+    "kind": {"type": "str"},
     "name": {"type": "str"},
     "namespace": {"type": "str"},
     "label_selectors": {"type": "list", "elements": "str", "default": []},
@@ -40,6 +40,10 @@ class ActionModule(ActionBase):
         params = validation.validated_parameters
         try:
             batch = Batch.connect(params, dry_run=False)
+            if not params["kind"]:
+                # What kubernetes.core.k8s_cluster_info reports as version.server.
+                result.update(changed=False, version={"server": dict(batch.client.client.version)})
+                return result
             if batch.served(params["kind"], params["api_version"]) is None:
                 # As kubernetes.core.k8s_info: a kind the cluster does not serve has no objects.
                 result.update(changed=False, resources=[], api_found=False)

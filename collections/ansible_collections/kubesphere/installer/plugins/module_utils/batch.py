@@ -15,7 +15,9 @@ options and discovery cache), so this file holds no HTTP or configuration code.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -23,7 +25,9 @@ from typing import Any
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from kubernetes import watch
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+from urllib3.util.retry import Retry
 
 #: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
@@ -36,6 +40,12 @@ COMMON_ARGS: dict[str, Any] = {
 }
 
 Obj = dict[str, Any]
+
+#: Answers that say "ask again in a moment": a CRD's storage right after it is established
+#: answers 429 (storage is (re)initializing) with Retry-After 1 for some 0.1 s.
+_BUSY = (429, 503)
+#: How long a request answered with one of _BUSY is tried again (quickly at first).
+BUSY_RETRY_SECONDS = 60.0
 
 #: Fields the server owns: two reads of an unchanged object may differ only in these.
 _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp")
@@ -221,14 +231,18 @@ def wait_all(
     sleep: float,
     clock: Callable[[], float] = time.monotonic,
     pause: Callable[[float], None] = time.sleep,
+    intervals: Iterator[float] | None = None,
 ) -> None:
     """Call every check until each returns None; raise BatchError naming the laggards on timeout.
 
     A check raises BatchError itself for a state that cannot get better (a failed Job).
+    Between rounds it pauses for the next of ``intervals`` (default: :func:`backoff` from
+    0.2 s to ``sleep``); a ``pause`` that returns early, when something changed, is fine.
     """
     deadline = clock() + timeout
     reasons: dict[str, str] = {}
-    intervals = backoff(min(0.2, sleep), max(sleep, 0.2))
+    if intervals is None:
+        intervals = backoff(min(0.2, sleep), max(sleep, 0.2))
     while True:
         for key in list(pending):
             why = pending[key]()
@@ -285,6 +299,7 @@ class Batch:
             client = get_api_client(**auth)
         except CoreException as exc:
             raise BatchError(f"Kubernetes client: {exc}") from None
+        _no_retry_after(client)
         return cls(
             client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
             namespace=params.get("namespace"), timeout=params.get("wait_timeout", 600),
@@ -336,15 +351,21 @@ class Batch:
         return meta["name"], namespace
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Obj | None:
-        try:
-            answer = fn(*args, **kwargs)
-        except NotFoundError:
-            if missing_ok:
-                return None
-            raise BatchError(f"{what}: not found") from None
-        except DynamicApiError as exc:
-            raise BatchError(f"{what}: {describe(exc)}") from None
-        return answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        pauses = backoff(0.05, 1.0)
+        while True:
+            try:
+                answer = fn(*args, **kwargs)
+            except NotFoundError:
+                if missing_ok:
+                    return None
+                raise BatchError(f"{what}: not found") from None
+            except DynamicApiError as exc:
+                if getattr(exc, "status", None) in _BUSY and time.monotonic() < deadline:
+                    time.sleep(next(pauses))
+                    continue
+                raise BatchError(f"{what}: {describe(exc)}") from None
+            return answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
 
     def _must(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
         answer = self._call(what, fn, *args, **kwargs)
@@ -481,27 +502,86 @@ class Batch:
     # -- waits -----------------------------------------------------------------------------------
     def wait_ready(self, objs: list[Obj], *, condition: Obj | None = None) -> None:
         """Wait for every object at once, each by its kind's rule (or ``condition``)."""
+        # Between rounds, a watch on one object still pending ends the pause as soon as it
+        # changes: the wait ends when the last object is ready, not at the next poll after.
+        seen: dict[str, tuple[Obj, str]] = {}
 
         def check(obj: Obj) -> Callable[[], str | None]:
             def probe() -> str | None:
                 live = self.get(obj)
                 if live is None:
+                    seen.pop(ref(obj), None)
                     return "not found"
                 # A failed Job never completes: unless the wait is for that very failure, stop.
                 failed = None if (condition or {}).get("type") == "Failed" else job_failed(live)
                 if failed:
                     raise BatchError(f"{ref(obj)}: {failed}")
+                version = (live.get("metadata") or {}).get("resourceVersion")
+                if version:
+                    seen[ref(obj)] = (obj, str(version))
                 return not_ready(live, condition)
 
             return probe
 
-        wait_all({ref(o): check(o) for o in objs}, timeout=self.timeout, sleep=self.sleep)
+        pending = {ref(o): check(o) for o in objs}
+        wait_all(
+            pending, timeout=self.timeout, sleep=self.sleep,
+            pause=lambda seconds: self.until_changed([seen[k] for k in pending if k in seen], seconds),
+            intervals=itertools.repeat(max(self.sleep, 0.2)),
+        )
+
+    def until_changed(self, watched: list[tuple[Obj, str]], seconds: float) -> None:
+        """Return when the first of ``watched`` (object, resourceVersion read) changes, or after ``seconds``.
+
+        Only the first: the others are read again in the next round anyway, and the wait ends
+        once the last one is ready, which is then the one watched. Without an object to watch
+        (none found yet), or when the watch is refused or cut, it sleeps a short poll instead.
+        """
+        started = time.monotonic()
+        if watched and seconds > 0:
+            obj, version = watched[0]
+            watcher = watch.Watch()
+            try:
+                res = self.resource(obj)
+                name, namespace = self._place(res, obj)
+                for event in self.client.client.watch(
+                    res, namespace=namespace, name=name, resource_version=version,
+                    timeout=max(1, math.ceil(seconds)), watcher=watcher,
+                ):
+                    if event.get("type") == "ERROR":  # e.g. 410 Gone: that version is too old
+                        break
+                    return
+                else:
+                    if time.monotonic() - started >= seconds:
+                        return  # the server ended the watch at its timeout: nothing changed
+            except Exception:  # any failure of the watch falls back to polling
+                pass
+            finally:
+                watcher.stop()
+        time.sleep(max(0.0, min(0.2, seconds - (time.monotonic() - started))))
 
     def wait_gone(self, objs: list[Obj]) -> None:
         def check(obj: Obj) -> Callable[[], str | None]:
             return lambda: None if self.get(obj) is None else "still there (finalizers or dependents)"
 
         wait_all({ref(o): check(o) for o in objs}, timeout=self.timeout, sleep=self.sleep)
+
+
+def _no_retry_after(client: Any) -> None:
+    """Leave answers that say "retry after" to :meth:`Batch._call` (which asks again within 0.05 s).
+
+    urllib3 otherwise sleeps the whole Retry-After (1 s, where the server needs about 0.1 s)
+    up to three times per request. Connection errors are still retried by urllib3.
+    """
+    try:
+        pool_manager = client.client.client.rest_client.pool_manager
+    except AttributeError:  # not the kubernetes client's layout: leave it as it is
+        return
+    retries = pool_manager.connection_pool_kw.get("retries")
+    if isinstance(retries, Retry) and not retries.respect_retry_after_header:
+        return
+    pool_manager.connection_pool_kw["retries"] = Retry(total=3, respect_retry_after_header=False)
+    pool_manager.clear()  # pools made before this take their retries from the old setting
 
 
 def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:

@@ -95,7 +95,11 @@ options:
     type: int
     default: 600
   wait_sleep:
-    description: Longest pause between two checks; the first checks come sooner.
+    description:
+      - Longest pause between two checks. A wait for readiness watches an object that is not
+        ready yet and checks again as soon as it changes (every 0.2 s while none can be
+        watched), so it ends when the last object is ready; a wait for deletion polls, from
+        0.2 s up to this.
     type: int
     default: 2
   delete_options:

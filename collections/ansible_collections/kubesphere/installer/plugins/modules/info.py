@@ -14,6 +14,8 @@ description:
     the objects of a kind matching label selectors), as an action plugin, without a module start-up.
   - With O(wait) and O(name), waits until the object is ready by the rules of
     M(kubesphere.installer.apply) (or O(wait_condition)); a Job that failed ends the wait at once.
+  - Without O(kind), reads only the server's version (as C(kubernetes.core.k8s_cluster_info)
+    reports it, without that module's start-up and API discovery).
   - Never changes anything; runs in check mode as in a real run.
 
 version_added: 0.2.0
@@ -39,9 +41,8 @@ options:
     default: v1
     aliases: [apiVersion]
   kind:
-    description: Kind to read.
+    description: Kind to read; without it, nothing but the server's version is read.
     type: str
-    required: true
   name:
     description: The one object to read; without it, every object of O(kind) (in O(namespace)).
     type: str
@@ -72,7 +73,9 @@ options:
     type: int
     default: 600
   wait_sleep:
-    description: Longest pause between two checks.
+    description:
+      - Longest pause between two checks. The wait watches the object and checks again as
+        soon as it changes (every 0.2 s while it cannot be watched, e.g. before it exists).
     type: int
     default: 2
 """
@@ -86,18 +89,26 @@ EXAMPLES = r"""
     namespace: kubesphere-system
     wait: true
     wait_condition: {type: Complete, status: "True"}
+
+- name: Preflight | Read the server version
+  kubesphere.installer.info:
+  register: preflight_cluster
 """
 
 RETURN = r"""
 api_found:
   description: Whether the cluster serves O(kind) (when not, C(resources) is empty and nothing failed).
-  returned: always
+  returned: when O(kind) is given
   type: bool
 resources:
   description: The objects read (none when the named object does not exist).
-  returned: always
+  returned: when O(kind) is given
   type: list
   elements: dict
+version:
+  description: C(server.kubernetes) is the server's version document (C(gitVersion), C(major), C(minor)).
+  returned: when O(kind) is not given
+  type: dict
 """
 
 if __name__ == "__main__":  # pragma: no cover
