@@ -33,8 +33,8 @@ from installer.metrics import Health, Metrics
 from installer.pause import Pause, pause_of
 from installer.planner import Action, Plan, State, Step, make_plan, runnable
 from installer.preflight import Preflight
-from installer.reasons import step_reasons, summary_line
 from installer.protocols import Clock, ClusterApi, RoleRunner
+from installer.reasons import step_reasons, summary_line
 from installer.records import Records
 from installer.reporting import StatusWriter
 from installer.roles import PREFLIGHT, PREFLIGHT_ACTION, RunRequests, check_roles, roles_paths

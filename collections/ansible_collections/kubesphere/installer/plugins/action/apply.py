@@ -21,6 +21,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
     APPLIED_FACT,
+    CHECKED_FACT,
     COMMON_ARGS,
     Batch,
     BatchError,
@@ -73,12 +74,16 @@ class ActionModule(ActionBase):
         try:
             objects = self._objects(params, task_vars)
             batch = Batch.connect(
-                params, dry_run=check_mode, field_manager=params["field_manager"],
+                params,
+                dry_run=check_mode,
+                field_manager=params["field_manager"],
                 force_conflicts=params["force_conflicts"],
             )
             if params["state"] == "absent" and params["label_selectors"] and params["kind"] and not objects:
                 objects = batch.list(
-                    params["api_version"], params["kind"], namespace=params["namespace"],
+                    params["api_version"],
+                    params["kind"],
+                    namespace=params["namespace"],
                     selectors=params["label_selectors"],
                 )
             results = self._run(batch, params, objects, check_mode)
@@ -86,6 +91,10 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from None
         result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
         result["results"] = [{k: v for k, v in r.items() if k != "object"} for r in results]
+        if check_mode:
+            # What this check run would do so far, for ``ks-installer plan`` (see CHECKED_FACT).
+            checked = (task_vars.get("ansible_facts") or {}).get(CHECKED_FACT) or []
+            result["ansible_facts"] = {CHECKED_FACT: checked + result["results"]}
         if params["state"] == "present" and not check_mode:
             # What this run applied so far, for the component's inventory (see the inventory action).
             known = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
@@ -123,7 +132,9 @@ class ActionModule(ActionBase):
         elif isinstance(definition, (dict, list)):
             objs.extend(documents([copy.deepcopy(definition)]))
         elif definition is not None:
-            raise BatchError(f"definition must be an object, a list or YAML text, not {type(definition).__name__}")
+            raise BatchError(
+                f"definition must be an object, a list or YAML text, not {type(definition).__name__}"
+            )
         if not objs and not (params["state"] == "absent" and params["label_selectors"]):
             raise BatchError("nothing to do: give src, template, definition or kind and name")
         return objs
@@ -151,7 +162,9 @@ class ActionModule(ActionBase):
                     trust_as_template(source), preserve_trailing_newlines=True, escape_backslashes=False
                 )
             else:  # pragma: no cover
-                rendered = templar.do_template(source, preserve_trailing_newlines=True, escape_backslashes=False)
+                rendered = templar.do_template(
+                    source, preserve_trailing_newlines=True, escape_backslashes=False
+                )
         except AnsibleError as exc:
             raise BatchError(f"template {name}: {exc.message}") from None
         return to_text(rendered)
@@ -163,7 +176,9 @@ class ActionModule(ActionBase):
         results: list[dict[str, Any]] = []
         state = params["state"]
         if state == "absent":
-            ordered = [o for o in objects if o["kind"] not in _LAST] + [o for o in objects if o["kind"] in _LAST]
+            ordered = [o for o in objects if o["kind"] not in _LAST] + [
+                o for o in objects if o["kind"] in _LAST
+            ]
             propagation = (params["delete_options"] or {}).get("propagationPolicy")
             deleted = []
             for obj in ordered:
@@ -177,8 +192,11 @@ class ActionModule(ActionBase):
         if state == "present":
             batch.prefetch(objects)
         for obj in objects:
-            method, live = (batch.patch if state == "patched" else batch.apply)(obj)
-            results.append({**_summary(live, method), "object": live})
+            method, live, fields = (batch.patch_fields if state == "patched" else batch.apply_fields)(obj)
+            entry = _summary(live, method)
+            if check_mode and fields:
+                entry["fields"] = fields  # paths only: a Secret's values never leave the action
+            results.append({**entry, "object": live})
         if params["wait"] and not check_mode:
             batch.wait_ready(objects, condition=params["wait_condition"])
         if not check_mode:
@@ -195,9 +213,14 @@ class ActionModule(ActionBase):
         if not path:
             return
         masked = [_masked(o) for o in objects]
-        line = {"task": self._task.get_name(), "state": params["state"], "wait": params["wait"],
-                "wait_condition": params["wait_condition"], "field_manager": params["field_manager"],
-                "objects": masked}
+        line = {
+            "task": self._task.get_name(),
+            "state": params["state"],
+            "wait": params["wait"],
+            "wait_condition": params["wait_condition"],
+            "field_manager": params["field_manager"],
+            "objects": masked,
+        }
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, default=str) + "\n")
 
@@ -208,16 +231,22 @@ def _masked(obj: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     for field in ("data", "stringData"):
         if isinstance(out.get(field), dict):
-            out[field] = {k: "x" * len(str(v)) if field == "stringData" else "eA==" for k, v in out[field].items()}
+            out[field] = {
+                k: "x" * len(str(v)) if field == "stringData" else "eA==" for k, v in out[field].items()
+            }
     return out
 
 
 def _summary(obj: dict[str, Any], method: str) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    out = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"), "method": method}
+    out = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "name": meta.get("name"),
+        "method": method,
+    }
     if meta.get("namespace"):
         out["namespace"] = meta["namespace"]
     if meta.get("uid"):
         out["uid"] = meta["uid"]
     return out
-

@@ -45,14 +45,20 @@ class ActionModule(ActionBase):
                 result.update(changed=False, resources=[], api_found=False)
                 return result
             if params["name"]:
-                obj = {"apiVersion": params["api_version"], "kind": params["kind"], "metadata": {"name": params["name"]}}
+                obj = {
+                    "apiVersion": params["api_version"],
+                    "kind": params["kind"],
+                    "metadata": {"name": params["name"]},
+                }
                 if params["wait"]:
                     batch.wait_ready([obj], condition=params["wait_condition"])
                 live = batch.get(obj)
                 resources = [live] if live is not None else []
             else:
                 resources = batch.list(
-                    params["api_version"], params["kind"], namespace=params["namespace"],
+                    params["api_version"],
+                    params["kind"],
+                    namespace=params["namespace"],
                     selectors=params["label_selectors"],
                 )
         except BatchError as exc:

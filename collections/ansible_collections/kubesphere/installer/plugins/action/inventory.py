@@ -13,7 +13,11 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubesphere.installer.plugins.module_utils.batch import APPLIED_FACT, Batch, BatchError
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
+    APPLIED_FACT,
+    Batch,
+    BatchError,
+)
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "component": {"type": "str", "required": True},
@@ -39,8 +43,11 @@ class ActionModule(ActionBase):
         validation, _ = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         params = validation.validated_parameters
         component, namespace = params["component"], params["namespace"]
-        ref = {"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": inventory_name(component), "namespace": namespace}}
+        ref = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": inventory_name(component), "namespace": namespace},
+        }
         try:
             batch = Batch.connect(params, dry_run=bool(self._task.check_mode))
             applied = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
@@ -55,12 +62,19 @@ class ActionModule(ActionBase):
                     f"inventory of {component} not recorded: namespace {namespace} does not exist"
                 )
                 return result
-            objects = sorted(applied, key=lambda r: (r.get("apiVersion", ""), r["kind"], r.get("namespace", ""), r["name"]))
+            objects = sorted(
+                applied, key=lambda r: (r.get("apiVersion", ""), r["kind"], r.get("namespace", ""), r["name"])
+            )
             body = {
                 **ref,
-                "metadata": {**ref["metadata"], "labels": {
-                    "app.kubernetes.io/managed-by": "ks-installer", "app.kubernetes.io/part-of": "kubesphere",
-                    LABEL: component}},
+                "metadata": {
+                    **ref["metadata"],
+                    "labels": {
+                        "app.kubernetes.io/managed-by": "ks-installer",
+                        "app.kubernetes.io/part-of": "kubesphere",
+                        LABEL: component,
+                    },
+                },
                 "data": {KEY: json.dumps(objects, indent=1, sort_keys=True), "version": params["version"]},
             }
             method, _ = batch.apply(body)

@@ -42,6 +42,9 @@ _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "crea
 
 #: The host fact the apply action adds the objects it applied to; the inventory action writes it.
 APPLIED_FACT = "ks_applied_objects"
+#: In check mode, the host fact the apply action adds its results to (``ks-installer plan`` reads it
+#: at the end of a run: tasks with ``no_log`` have their own results hidden). Paths, never values.
+CHECKED_FACT = "ks_checked_objects"
 _REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
 
 
@@ -108,7 +111,11 @@ def deployment_ready(obj: Obj) -> str | None:
     st, want = _status(obj), (obj.get("spec") or {}).get("replicas", 1)
     if not _generation_seen(obj):
         return "the controller has not seen the latest spec"
-    if (st.get("replicas") or 0) != want or (st.get("availableReplicas") or 0) != want or st.get("unavailableReplicas"):
+    if (
+        (st.get("replicas") or 0) != want
+        or (st.get("availableReplicas") or 0) != want
+        or st.get("unavailableReplicas")
+    ):
         return f"{st.get('availableReplicas') or 0}/{want} replicas available"
     return None
 
@@ -132,7 +139,11 @@ def daemonset_ready(obj: Obj) -> str | None:
     want = st.get("desiredNumberScheduled")
     if want is None or not _generation_seen(obj):
         return "the controller has not seen the latest spec"
-    if (st.get("updatedNumberScheduled") or 0) != want or st.get("numberReady") != want or st.get("numberUnavailable"):
+    if (
+        (st.get("updatedNumberScheduled") or 0) != want
+        or st.get("numberReady") != want
+        or st.get("numberUnavailable")
+    ):
         return f"{st.get('numberReady') or 0}/{want} pods ready"
     return None
 
@@ -147,7 +158,9 @@ def pod_ready(obj: Obj) -> str | None:
 def condition_met(condition: Obj) -> Callable[[Obj], str | None]:
     """A custom ``wait_condition``: ``{type, status (default "True"), reason (optional)}``."""
     want_status = str(condition.get("status", "True"))
-    want_status = {"true": "True", "false": "False", "unknown": "Unknown"}.get(want_status.lower(), want_status)
+    want_status = {"true": "True", "false": "False", "unknown": "Unknown"}.get(
+        want_status.lower(), want_status
+    )
 
     def check(obj: Obj) -> str | None:
         for cond in _status(obj).get("conditions") or []:
@@ -157,7 +170,9 @@ def condition_met(condition: Obj) -> Callable[[Obj], str | None]:
                 ):
                     return None
                 detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
-                return f"condition {condition['type']} is {cond.get('status')}" + (f" ({detail})" if detail else "")
+                return f"condition {condition['type']} is {cond.get('status')}" + (
+                    f" ({detail})" if detail else ""
+                )
         return f"no condition {condition['type']} yet"
 
     return check
@@ -189,17 +204,57 @@ def job_failed(obj: Obj) -> str | None:
     return None
 
 
+def _strip(obj: Obj) -> Obj:
+    """``obj`` without what the server owns: ``status`` and the server's metadata fields."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    return out
+
+
 def same_object(before: Obj | None, after: Obj) -> bool:
     """Whether ``after`` (the answer to a dry run) leaves ``before`` as it was."""
     if before is None:
         return False
+    return _strip(before) == _strip(after)
 
-    def strip(obj: Obj) -> Obj:
-        out = {k: v for k, v in obj.items() if k != "status"}
-        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
-        return out
 
-    return strip(before) == strip(after)
+def _key(path: str, key: Any) -> str:
+    text = str(key)
+    plain = text.replace("_", "").replace("-", "").isalnum()
+    if plain:
+        return f"{path}.{text}" if path else text
+    return f"{path}[{json.dumps(text)}]"
+
+
+def _diff(before: Any, after: Any, path: str, out: list[str]) -> None:
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(before.keys() | after.keys(), key=str):
+            if before.get(key) != after.get(key) or (key in before) != (key in after):
+                _diff(before.get(key), after.get(key), _key(path, key), out)
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for i, (b, a) in enumerate(zip(before, after)):
+            if a != b:
+                _diff(b, a, f"{path}[{i}]", out)
+    else:
+        out.append(path)
+
+
+def diff_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """The paths (below ``path``) at which ``after`` differs from ``before``; never values."""
+    if before == after:
+        return []
+    out: list[str] = []
+    _diff(before, after, path, out)
+    return out
+
+
+def changed_fields(before: Obj | None, after: Obj) -> list[str]:
+    """The field paths in which ``after`` differs from ``before`` (``spec.replicas``,
+    ``metadata.labels["app.kubernetes.io/name"]``, ``data.password``), the server's own fields
+    and ``status`` left out.  Paths only, never values: a Secret's data stays out of results."""
+    if before is None:
+        return []
+    return diff_paths(_strip(before), _strip(after))
 
 
 def backoff(first: float, cap: float) -> Iterator[float]:
@@ -273,8 +328,14 @@ class Batch:
         self._known: dict[tuple[str, str, str], dict[str, Obj]] = {}
 
     @classmethod
-    def connect(cls, params: dict[str, Any], *, dry_run: bool, field_manager: str = "ks-installer",
-                force_conflicts: bool = True) -> Batch:
+    def connect(
+        cls,
+        params: dict[str, Any],
+        *,
+        dry_run: bool,
+        field_manager: str = "ks-installer",
+        force_conflicts: bool = True,
+    ) -> Batch:
         """A batch over a client built from kubernetes.core's auth options in ``params``."""
         auth = {k: params[k] for k in AUTH_ARG_SPEC if params.get(k) is not None}
         try:
@@ -282,8 +343,12 @@ class Batch:
         except CoreException as exc:
             raise BatchError(f"Kubernetes client: {exc}") from None
         return cls(
-            client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
-            namespace=params.get("namespace"), timeout=params.get("wait_timeout", 600),
+            client,
+            field_manager=field_manager,
+            force_conflicts=force_conflicts,
+            dry_run=dry_run,
+            namespace=params.get("namespace"),
+            timeout=params.get("wait_timeout", 600),
             sleep=params.get("wait_sleep", 2),
         )
 
@@ -327,11 +392,15 @@ class Batch:
         if res.namespaced and not namespace:
             namespace = self.namespace
             if not namespace:
-                raise BatchError(f"{ref(obj)}: a namespaced object needs metadata.namespace (or the task's namespace)")
+                raise BatchError(
+                    f"{ref(obj)}: a namespaced object needs metadata.namespace (or the task's namespace)"
+                )
             obj.setdefault("metadata", {})["namespace"] = namespace
         return meta["name"], namespace
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Obj | None:
+    def _call(
+        self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any
+    ) -> Obj | None:
         try:
             answer = fn(*args, **kwargs)
         except NotFoundError:
@@ -351,7 +420,9 @@ class Batch:
     def get(self, obj: Obj) -> Obj | None:
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
-        return self._call(ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True)
+        return self._call(
+            ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True
+        )
 
     def prefetch(self, objs: list[Obj], *, at_least: int = 3) -> None:
         """Read the live state of many objects of one kind with one list call instead of a get each.
@@ -361,7 +432,11 @@ class Batch:
         """
         groups: dict[tuple[str, str, str], int] = {}
         for obj in objs:
-            key = (obj["apiVersion"], obj["kind"], (obj.get("metadata") or {}).get("namespace") or self.namespace or "")
+            key = (
+                obj["apiVersion"],
+                obj["kind"],
+                (obj.get("metadata") or {}).get("namespace") or self.namespace or "",
+            )
             groups[key] = groups.get(key, 0) + 1
         for (api_version, kind, namespace), count in groups.items():
             if count < at_least:
@@ -394,10 +469,20 @@ class Batch:
     # -- writes ----------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> tuple[str, Obj]:
         """Server-side apply; (method, object as the server answered)."""
+        method, after, _ = self.apply_fields(obj)
+        return method, after
+
+    def apply_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
+        """:meth:`apply`, plus the field paths it changes (see :func:`changed_fields`)."""
         res = self.resource(obj)
         self._place(res, obj)  # the namespace first: the read-ahead is keyed by it
-        answer = self._write(res, obj, self._before(res, obj), self.client.client.server_side_apply,
-                             force_conflicts=self.force_conflicts)
+        answer = self._write(
+            res,
+            obj,
+            self._before(res, obj),
+            self.client.client.server_side_apply,
+            force_conflicts=self.force_conflicts,
+        )
         if obj["kind"] == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
             self._crds[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = obj
@@ -405,19 +490,36 @@ class Batch:
 
     def patch(self, obj: Obj) -> tuple[str, Obj]:
         """JSON merge patch of an existing object (fields the patch names; nothing else)."""
+        method, after, _ = self.patch_fields(obj)
+        return method, after
+
+    def patch_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
+        """:meth:`patch`, plus the field paths it changes."""
         res = self.resource(obj)
         before = self.get(obj)
         if before is None:
             raise BatchError(f"{ref(obj)}: not found, nothing to patch")
-        return self._write(res, obj, before, self.client.client.patch, content_type="application/merge-patch+json")
+        return self._write(
+            res, obj, before, self.client.client.patch, content_type="application/merge-patch+json"
+        )
 
-    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any) -> tuple[str, Obj]:
+    def _write(
+        self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any
+    ) -> tuple[str, Obj, list[str]]:
         name, namespace = self._place(res, obj)
         after = self._must(
-            ref(obj), call, res, body=obj, name=name, namespace=namespace, field_manager=self.field_manager,
-            dry_run="All" if self.dry_run else None, **kwargs,
+            ref(obj),
+            call,
+            res,
+            body=obj,
+            name=name,
+            namespace=namespace,
+            field_manager=self.field_manager,
+            dry_run="All" if self.dry_run else None,
+            **kwargs,
         )
-        return _method(before, after, dry_run=self.dry_run), after
+        method = _method(before, after, dry_run=self.dry_run)
+        return method, after, changed_fields(before, after) if method == "changed" else []
 
     def delete(self, obj: Obj, *, propagation: str | None = None) -> str:
         """``deleted``, or ``absent`` when there was nothing to delete."""
@@ -480,9 +582,11 @@ def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
     if before is None:
         return "created"
     if dry_run:
-        return "unchanged" if same_object(before, after) else "configured"
-    same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
-    return "unchanged" if same else "configured"
+        return "unchanged" if same_object(before, after) else "changed"
+    same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get(
+        "resourceVersion"
+    )
+    return "unchanged" if same else "changed"
 
 
 def describe(exc: Any) -> str:

@@ -96,5 +96,9 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    print(json.dumps({"failed": True, "msg": "kubesphere.installer.info runs as an action plugin in the controller"}))
+    print(
+        json.dumps(
+            {"failed": True, "msg": "kubesphere.installer.info runs as an action plugin in the controller"}
+        )
+    )
     sys.exit(1)

@@ -64,7 +64,7 @@ objects:
   returned: when the record was written
   type: int
 method:
-  description: C(created), C(configured) or C(unchanged).
+  description: C(created), C(changed) or C(unchanged).
   returned: when the record was written
   type: str
 """
@@ -73,5 +73,12 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    print(json.dumps({"failed": True, "msg": "kubesphere.installer.inventory runs as an action plugin in the controller"}))
+    print(
+        json.dumps(
+            {
+                "failed": True,
+                "msg": "kubesphere.installer.inventory runs as an action plugin in the controller",
+            }
+        )
+    )
     sys.exit(1)
