@@ -60,7 +60,7 @@ def uninstall_reasons(table: ComponentTable, name: str, spec: dict[str, Any]) ->
     if not c.supported:
         return ["no longer installed by this installer"]
     if isinstance(c.enabled, str):
-        return [f"switched off ({c.enabled} is false) and no enabled component needs it"]
+        return [f"switched off in spec ('{c.enabled}' is false) and no enabled component needs it"]
     return ["installed only when needed, and no enabled component needs it now"]
 
 

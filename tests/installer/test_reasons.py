@@ -62,9 +62,11 @@ def test_uninstall_names_the_switch_and_a_version_change_says_so(table: Componen
     spec["devops"]["enabled"] = False
     plan = make_plan(table, spec, observed, version=V)
     reasons = step_reasons(table, spec, plan, observed)
-    assert reasons["devops"] == ["switched off (devops.enabled is false) and no enabled component needs it"]
+    assert reasons["devops"] == [
+        "switched off in spec ('devops.enabled' is false) and no enabled component needs it"
+    ]
     assert reasons["minio"] == ["installed only when needed, and no enabled component needs it now"]
-    assert reasons["openldap"][0].startswith("switched off (common.openldap.enabled is false)")
+    assert reasons["openldap"][0].startswith("switched off in spec ('common.openldap.enabled' is false)")
 
     upgraded = make_plan(table, sample_spec(), installed(table, sample_spec()), version="9.9.9")
     assert step_reasons(table, sample_spec(), upgraded, installed(table, sample_spec()))["core"] == [
