@@ -20,8 +20,8 @@ _STARTS = {
     State.PENDING: "not installed",
     State.DISABLED: "not installed",
     State.FAILED: "last run failed",
-    State.INSTALLING: "an install did not finish",
-    State.DISABLING: "an uninstall did not finish",
+    State.INSTALLING: "an install is running or did not finish",
+    State.DISABLING: "an uninstall is running or did not finish",
 }
 
 
