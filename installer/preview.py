@@ -103,8 +103,9 @@ def observed_from_status(table: ComponentTable, status: Mapping[str, Any]) -> di
 
 def entries_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The object entries an event reports (contract keys only): the ``results`` of a task of
-    our collection's actions, or the run's closing report of the :data:`CHECKED_FACT` fact."""
-    if event.get("event") != "runner_on_ok":
+    our collection's actions (each item's, for a loop), or the run's closing report of the
+    :data:`CHECKED_FACT` fact."""
+    if event.get("event") not in ("runner_on_ok", "runner_item_on_ok"):
         return []
     data = event.get("event_data") or {}
     res = data.get("res") or {}

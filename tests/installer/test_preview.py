@@ -214,6 +214,13 @@ def test_entries_keep_contract_keys_and_merge_repeats() -> None:
         }
     ]
     assert entries_of({"event": "runner_on_failed", "event_data": event["event_data"]}) == []
+    # A loop reports each item's results in an item event; the task's own event lists the items.
+    item = {**event, "event": "runner_item_on_ok"}
+    assert entries_of(item) == entries_of(event)
+    looped = ok(
+        "kubesphere.installer.apply", [{"item": "a", "results": event["event_data"]["res"]["results"]}]
+    )
+    assert entries_of(looped) == []
     a = {"kind": "ConfigMap", "name": "c", "method": "unchanged"}
     b = {"kind": "ConfigMap", "name": "c", "method": "changed", "fields": ["data.x"]}
     c = {"kind": "ConfigMap", "name": "c", "method": "changed", "fields": ["data.y"]}
