@@ -146,6 +146,9 @@ class Records:
         self.metrics.run_seconds.labels(name, action).observe(result.duration)
         rec.tasks = result.progress.as_status()
         rec.last_run_seconds = round(result.duration, 1)
+        if result.ok:
+            # The run's own removals decide: none left behind clears the last run's list.
+            rec.leftovers = list(result.leftovers)
         p = result.progress
         summary = f"{p.started} tasks, {p.changed} changed, {result.duration:.1f}s"
         if result.ok and step.action == Action.INSTALL:
@@ -174,6 +177,13 @@ class Records:
             log.info("[%s] %s canceled: %s", name, action, canceled_because)
         else:
             self._failed(name, rec, action, result)
+        if result.ok and result.leftovers:
+            listed = "; ".join(
+                f"{x.get('kind')} {x.get('name')}: {x.get('reason')}" for x in result.leftovers
+            )
+            rec.message = f"{len(result.leftovers)} object(s) not removed (status leftovers): {listed}"[:1000]
+            log.warning("[%s] not removed: %s", name, listed)
+            self.event("Warning", "ObjectsLeftBehind", f"{name}: {listed}"[:1000])
         self.metrics.failed_components.set(len(self.in_state(State.FAILED)))
 
     def _succeeded(self, rec: ComponentRecord, state: State) -> None:

@@ -86,6 +86,8 @@ class RunResult:
     message: str | None = None
     artifacts: Path | None = None
     failures: list[str] = field(default_factory=list)
+    #: Objects an uninstall or a prune could not remove (``{kind, namespace?, name, reason}``).
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -255,6 +257,7 @@ class Runner:
         cancel = cancel or threading.Event()
         progress = Progress(expected=request.expected_tasks)
         failures: list[tuple[str, str]] = []
+        leftovers: list[dict[str, Any]] = []
         started = time.monotonic()
         data_dir = self._prepare(request)
 
@@ -270,8 +273,11 @@ class Runner:
                     on_progress(progress)
             elif kind == "runner_on_ok":
                 progress.ok += 1
-                if (data.get("res") or {}).get("changed"):
+                res = data.get("res") or {}
+                if res.get("changed"):
                     progress.changed += 1
+                # The inventory action's report of what it could not remove (references, reasons).
+                leftovers.extend(x for x in res.get("leftovers") or [] if isinstance(x, dict))
             elif kind == "runner_on_skipped":
                 progress.skipped += 1
             elif kind in ("runner_on_failed", "runner_on_unreachable"):
@@ -317,6 +323,8 @@ class Runner:
             progress.expected = progress.started  # the real total, now that it is known
         out = RunResult(status=status, rc=rc, progress=progress, duration=duration)
         out.failures = [f"{t}: {m}" for t, m in failures]
+        fields = ("apiVersion", "kind", "namespace", "name", "reason")
+        out.leftovers = [{k: str(x[k]) for k in fields if x.get(k)} for x in leftovers]
         if status == TIMEOUT:
             out.failed_task = progress.current_task or None
             out.message = f"timed out after {request.timeout:.0f}s in task {progress.current_task!r}"

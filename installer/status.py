@@ -43,6 +43,8 @@ class ComponentRecord:
     reasons: list[str] = field(default_factory=list)
     #: Per-input hashes of the last successful install (``appliedInputs``; hashes, never values).
     applied_inputs: dict[str, str] = field(default_factory=dict)
+    #: What the last uninstall or prune could not remove, each with its reason.
+    leftovers: list[dict[str, str]] = field(default_factory=list)
 
     def transition(self, state: State, message: str = "") -> bool:
         changed = state != self.state
@@ -69,6 +71,8 @@ class ComponentRecord:
             "reason": "; ".join(self.reasons) or None,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
+        if self.leftovers:
+            doc["leftovers"] = self.leftovers
         return doc
 
     @classmethod
@@ -89,6 +93,7 @@ class ComponentRecord:
             enabled_time=(ks or {}).get("enabledTime"),
             last_transition=doc.get("lastTransitionTime") or now_rfc3339(),
             last_run_seconds=doc.get("lastRunSeconds"),
+            leftovers=[x for x in doc.get("leftovers") or [] if isinstance(x, dict)],
         )
 
 

@@ -167,9 +167,11 @@ class FakeRun:
         assert self.on_progress is not None
         self.on_progress(Progress(started=started, expected=self.request.expected_tasks, current_task=task))
 
-    def succeed(self, *, tasks: int = 3, changed: int = 1) -> None:
+    def succeed(self, *, tasks: int = 3, changed: int = 1, leftovers: list[dict[str, str]] | None = None) -> None:
         progress = Progress(started=tasks, expected=tasks, ok=tasks, changed=changed)
-        self._outcome.put(RunResult(status=SUCCESSFUL, rc=0, progress=progress, duration=0.5))
+        result = RunResult(status=SUCCESSFUL, rc=0, progress=progress, duration=0.5)
+        result.leftovers = list(leftovers or [])
+        self._outcome.put(result)
 
     def fail(self, task: str = "probe : Probe | Refuse on purpose", message: str = "told to fail") -> None:
         progress = Progress(started=2, ok=1, failed=1, current_task=task)

@@ -205,6 +205,31 @@ def test_switching_a_component_off_cancels_its_install_and_uninstalls_it(engines
     ]
 
 
+def test_what_an_uninstall_could_not_remove_is_listed_in_status_until_a_run_removes_it(
+    engines: EngineFactory,
+) -> None:
+    api = FakeApi(probe(delta={"enabled": True}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    runner.started(1).succeed()
+    settle(engine, lambda: api.component("delta").get("state") == "Enabled", "delta enabled")
+
+    change(engine, api, lambda spec: spec["probe"]["delta"].update(enabled=False))
+    held = {"kind": "Service", "namespace": "ns", "name": "svc", "reason": "deletion waits for finalizers x"}
+    next_run(engine, runner, 2).succeed(leftovers=[held])
+    settle(engine, lambda: api.component("delta").get("state") == "Disabled", "delta disabled")
+    assert api.component("delta")["leftovers"] == [held]
+    assert "1 object(s) not removed" in api.component("delta")["message"]
+    assert "ObjectsLeftBehind" in api.reasons()
+
+    # The next run that removes everything clears the list.
+    change(engine, api, lambda spec: spec["probe"]["delta"].update(enabled=True))
+    next_run(engine, runner, 3).succeed()
+    settle(engine, lambda: api.component("delta").get("state") == "Enabled", "delta enabled again")
+    assert "leftovers" not in api.component("delta")
+
+
 def test_the_drift_check_re_runs_enabled_components_and_reports_repairs(
     engines: EngineFactory, clock: FakeClock
 ) -> None:

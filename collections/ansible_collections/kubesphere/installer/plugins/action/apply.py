@@ -74,16 +74,12 @@ class ActionModule(ActionBase):
         try:
             objects = self._objects(params, task_vars)
             batch = Batch.connect(
-                params,
-                dry_run=check_mode,
-                field_manager=params["field_manager"],
+                params, dry_run=check_mode, field_manager=params["field_manager"],
                 force_conflicts=params["force_conflicts"],
             )
             if params["state"] == "absent" and params["label_selectors"] and params["kind"] and not objects:
                 objects = batch.list(
-                    params["api_version"],
-                    params["kind"],
-                    namespace=params["namespace"],
+                    params["api_version"], params["kind"], namespace=params["namespace"],
                     selectors=params["label_selectors"],
                 )
             results = self._run(batch, params, objects, check_mode)
@@ -95,10 +91,12 @@ class ActionModule(ActionBase):
             # What this check run would do so far, for ``ks-installer plan`` (see CHECKED_FACT).
             checked = (task_vars.get("ansible_facts") or {}).get(CHECKED_FACT) or []
             result["ansible_facts"] = {CHECKED_FACT: checked + result["results"]}
-        if params["state"] == "present" and not check_mode:
-            # What this run applied so far, for the component's inventory (see the inventory action).
+        if params["state"] == "present":
+            # What this run applied so far, for the component's inventory (see the inventory action);
+            # in check mode too, so a check run's pruning shows what a real one would remove.
             known = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
-            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, result["results"])}
+            applied = [{**r, "data": True} if params["data"] else r for r in result["results"]]
+            result.setdefault("ansible_facts", {})[APPLIED_FACT] = merge_refs(known, applied)
         if len(results) == 1:  # as kubernetes.core.k8s registers one object
             result["method"] = results[0]["method"]
             result["result"] = results[0].get("object") or {}
@@ -132,9 +130,7 @@ class ActionModule(ActionBase):
         elif isinstance(definition, (dict, list)):
             objs.extend(documents([copy.deepcopy(definition)]))
         elif definition is not None:
-            raise BatchError(
-                f"definition must be an object, a list or YAML text, not {type(definition).__name__}"
-            )
+            raise BatchError(f"definition must be an object, a list or YAML text, not {type(definition).__name__}")
         if not objs and not (params["state"] == "absent" and params["label_selectors"]):
             raise BatchError("nothing to do: give src, template, definition or kind and name")
         return objs
@@ -162,9 +158,7 @@ class ActionModule(ActionBase):
                     trust_as_template(source), preserve_trailing_newlines=True, escape_backslashes=False
                 )
             else:  # pragma: no cover
-                rendered = templar.do_template(
-                    source, preserve_trailing_newlines=True, escape_backslashes=False
-                )
+                rendered = templar.do_template(source, preserve_trailing_newlines=True, escape_backslashes=False)
         except AnsibleError as exc:
             raise BatchError(f"template {name}: {exc.message}") from None
         return to_text(rendered)
@@ -176,9 +170,7 @@ class ActionModule(ActionBase):
         results: list[dict[str, Any]] = []
         state = params["state"]
         if state == "absent":
-            ordered = [o for o in objects if o["kind"] not in _LAST] + [
-                o for o in objects if o["kind"] in _LAST
-            ]
+            ordered = [o for o in objects if o["kind"] not in _LAST] + [o for o in objects if o["kind"] in _LAST]
             propagation = (params["delete_options"] or {}).get("propagationPolicy")
             deleted = []
             for obj in ordered:
@@ -213,14 +205,9 @@ class ActionModule(ActionBase):
         if not path:
             return
         masked = [_masked(o) for o in objects]
-        line = {
-            "task": self._task.get_name(),
-            "state": params["state"],
-            "wait": params["wait"],
-            "wait_condition": params["wait_condition"],
-            "field_manager": params["field_manager"],
-            "objects": masked,
-        }
+        line = {"task": self._task.get_name(), "state": params["state"], "wait": params["wait"],
+                "wait_condition": params["wait_condition"], "field_manager": params["field_manager"],
+                "objects": masked}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, default=str) + "\n")
 
@@ -231,22 +218,16 @@ def _masked(obj: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     for field in ("data", "stringData"):
         if isinstance(out.get(field), dict):
-            out[field] = {
-                k: "x" * len(str(v)) if field == "stringData" else "eA==" for k, v in out[field].items()
-            }
+            out[field] = {k: "x" * len(str(v)) if field == "stringData" else "eA==" for k, v in out[field].items()}
     return out
 
 
 def _summary(obj: dict[str, Any], method: str) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
-    out = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "name": meta.get("name"),
-        "method": method,
-    }
+    out = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"), "method": method}
     if meta.get("namespace"):
         out["namespace"] = meta["namespace"]
     if meta.get("uid"):
         out["uid"] = meta["uid"]
     return out
+

@@ -45,27 +45,22 @@ class ActionModule(ActionBase):
                 result.update(changed=False, resources=[], api_found=False)
                 return result
             if params["name"]:
-                obj = {
-                    "apiVersion": params["api_version"],
-                    "kind": params["kind"],
-                    "metadata": {"name": params["name"]},
-                }
+                obj = {"apiVersion": params["api_version"], "kind": params["kind"], "metadata": {"name": params["name"]}}
                 if params["wait"]:
                     batch.wait_ready([obj], condition=params["wait_condition"])
                 live = batch.get(obj)
                 resources = [live] if live is not None else []
             else:
                 resources = batch.list(
-                    params["api_version"],
-                    params["kind"],
-                    namespace=params["namespace"],
+                    params["api_version"], params["kind"], namespace=params["namespace"],
                     selectors=params["label_selectors"],
                 )
         except BatchError as exc:
             raise AnsibleActionFail(str(exc)) from None
         result.update(changed=False, resources=resources, api_found=True)
-        if params["record"] and not self._task.check_mode:
+        if params["record"]:
             # Objects a role creates once and then leaves alone belong to the component's record too.
             known = ((task_vars or {}).get("ansible_facts") or {}).get(APPLIED_FACT) or []
-            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, [ref_of(r) for r in resources])}
+            refs = [{**ref_of(r), "data": True} if params["data"] else ref_of(r) for r in resources]
+            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, refs)}
         return result

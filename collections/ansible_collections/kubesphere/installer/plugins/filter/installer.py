@@ -85,13 +85,8 @@ def claim_shapes(templates: Any) -> list[list[Any]]:
     for t in templates or []:
         spec = t.get("spec") or {}
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
-        shapes.append(
-            [
-                (t.get("metadata") or {}).get("name"),
-                quantity(size) if size else None,
-                spec.get("storageClassName") or "",
-            ]
-        )
+        shapes.append([(t.get("metadata") or {}).get("name"), quantity(size) if size else None,
+                       spec.get("storageClassName") or ""])
     return shapes
 
 

@@ -27,6 +27,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 
 #: The wait options of the actions that wait (apply, info), and kubernetes.core's auth options.
 COMMON_ARGS: dict[str, Any] = {
+    "data": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": False},
     "wait_condition": {"type": "dict"},
     "wait_timeout": {"type": "int", "default": 600},
@@ -45,7 +46,7 @@ APPLIED_FACT = "ks_applied_objects"
 #: In check mode, the host fact the apply action adds its results to (``ks-installer plan`` reads it
 #: at the end of a run: tasks with ``no_log`` have their own results hidden). Paths, never values.
 CHECKED_FACT = "ks_checked_objects"
-_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid")
+_REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid", "data")
 
 
 def ref_of(obj: Obj) -> Obj:
@@ -57,7 +58,10 @@ def ref_of(obj: Obj) -> Obj:
 
 
 def merge_refs(known: list[Obj], applied: list[Obj]) -> list[Obj]:
-    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept."""
+    """``known`` plus ``applied`` (references only), one entry per object, the latest uid kept.
+
+    ``data: true`` marks an object that holds (or unlocks) the component's data: see removal.py.
+    """
     out: dict[tuple[Any, ...], Obj] = {}
     for entry in list(known) + list(applied):
         ref_ = {k: entry[k] for k in _REF_FIELDS if entry.get(k)}
@@ -111,11 +115,7 @@ def deployment_ready(obj: Obj) -> str | None:
     st, want = _status(obj), (obj.get("spec") or {}).get("replicas", 1)
     if not _generation_seen(obj):
         return "the controller has not seen the latest spec"
-    if (
-        (st.get("replicas") or 0) != want
-        or (st.get("availableReplicas") or 0) != want
-        or st.get("unavailableReplicas")
-    ):
+    if (st.get("replicas") or 0) != want or (st.get("availableReplicas") or 0) != want or st.get("unavailableReplicas"):
         return f"{st.get('availableReplicas') or 0}/{want} replicas available"
     return None
 
@@ -139,11 +139,7 @@ def daemonset_ready(obj: Obj) -> str | None:
     want = st.get("desiredNumberScheduled")
     if want is None or not _generation_seen(obj):
         return "the controller has not seen the latest spec"
-    if (
-        (st.get("updatedNumberScheduled") or 0) != want
-        or st.get("numberReady") != want
-        or st.get("numberUnavailable")
-    ):
+    if (st.get("updatedNumberScheduled") or 0) != want or st.get("numberReady") != want or st.get("numberUnavailable"):
         return f"{st.get('numberReady') or 0}/{want} pods ready"
     return None
 
@@ -158,9 +154,7 @@ def pod_ready(obj: Obj) -> str | None:
 def condition_met(condition: Obj) -> Callable[[Obj], str | None]:
     """A custom ``wait_condition``: ``{type, status (default "True"), reason (optional)}``."""
     want_status = str(condition.get("status", "True"))
-    want_status = {"true": "True", "false": "False", "unknown": "Unknown"}.get(
-        want_status.lower(), want_status
-    )
+    want_status = {"true": "True", "false": "False", "unknown": "Unknown"}.get(want_status.lower(), want_status)
 
     def check(obj: Obj) -> str | None:
         for cond in _status(obj).get("conditions") or []:
@@ -170,9 +164,7 @@ def condition_met(condition: Obj) -> Callable[[Obj], str | None]:
                 ):
                     return None
                 detail = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
-                return f"condition {condition['type']} is {cond.get('status')}" + (
-                    f" ({detail})" if detail else ""
-                )
+                return f"condition {condition['type']} is {cond.get('status')}" + (f" ({detail})" if detail else "")
         return f"no condition {condition['type']} yet"
 
     return check
@@ -220,8 +212,7 @@ def same_object(before: Obj | None, after: Obj) -> bool:
 
 def _key(path: str, key: Any) -> str:
     text = str(key)
-    plain = text.replace("_", "").replace("-", "").isalnum()
-    if plain:
+    if text.replace("_", "").replace("-", "").isalnum():
         return f"{path}.{text}" if path else text
     return f"{path}[{json.dumps(text)}]"
 
@@ -328,14 +319,8 @@ class Batch:
         self._known: dict[tuple[str, str, str], dict[str, Obj]] = {}
 
     @classmethod
-    def connect(
-        cls,
-        params: dict[str, Any],
-        *,
-        dry_run: bool,
-        field_manager: str = "ks-installer",
-        force_conflicts: bool = True,
-    ) -> Batch:
+    def connect(cls, params: dict[str, Any], *, dry_run: bool, field_manager: str = "ks-installer",
+                force_conflicts: bool = True) -> Batch:
         """A batch over a client built from kubernetes.core's auth options in ``params``."""
         auth = {k: params[k] for k in AUTH_ARG_SPEC if params.get(k) is not None}
         try:
@@ -343,12 +328,8 @@ class Batch:
         except CoreException as exc:
             raise BatchError(f"Kubernetes client: {exc}") from None
         return cls(
-            client,
-            field_manager=field_manager,
-            force_conflicts=force_conflicts,
-            dry_run=dry_run,
-            namespace=params.get("namespace"),
-            timeout=params.get("wait_timeout", 600),
+            client, field_manager=field_manager, force_conflicts=force_conflicts, dry_run=dry_run,
+            namespace=params.get("namespace"), timeout=params.get("wait_timeout", 600),
             sleep=params.get("wait_sleep", 2),
         )
 
@@ -392,15 +373,11 @@ class Batch:
         if res.namespaced and not namespace:
             namespace = self.namespace
             if not namespace:
-                raise BatchError(
-                    f"{ref(obj)}: a namespaced object needs metadata.namespace (or the task's namespace)"
-                )
+                raise BatchError(f"{ref(obj)}: a namespaced object needs metadata.namespace (or the task's namespace)")
             obj.setdefault("metadata", {})["namespace"] = namespace
         return meta["name"], namespace
 
-    def _call(
-        self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any
-    ) -> Obj | None:
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Obj | None:
         try:
             answer = fn(*args, **kwargs)
         except NotFoundError:
@@ -420,9 +397,7 @@ class Batch:
     def get(self, obj: Obj) -> Obj | None:
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
-        return self._call(
-            ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True
-        )
+        return self._call(ref(obj), self.client.client.get, res, name=name, namespace=namespace, missing_ok=True)
 
     def prefetch(self, objs: list[Obj], *, at_least: int = 3) -> None:
         """Read the live state of many objects of one kind with one list call instead of a get each.
@@ -432,11 +407,7 @@ class Batch:
         """
         groups: dict[tuple[str, str, str], int] = {}
         for obj in objs:
-            key = (
-                obj["apiVersion"],
-                obj["kind"],
-                (obj.get("metadata") or {}).get("namespace") or self.namespace or "",
-            )
+            key = (obj["apiVersion"], obj["kind"], (obj.get("metadata") or {}).get("namespace") or self.namespace or "")
             groups[key] = groups.get(key, 0) + 1
         for (api_version, kind, namespace), count in groups.items():
             if count < at_least:
@@ -476,13 +447,8 @@ class Batch:
         """:meth:`apply`, plus the field paths it changes (see :func:`changed_fields`)."""
         res = self.resource(obj)
         self._place(res, obj)  # the namespace first: the read-ahead is keyed by it
-        answer = self._write(
-            res,
-            obj,
-            self._before(res, obj),
-            self.client.client.server_side_apply,
-            force_conflicts=self.force_conflicts,
-        )
+        answer = self._write(res, obj, self._before(res, obj), self.client.client.server_side_apply,
+                             force_conflicts=self.force_conflicts)
         if obj["kind"] == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
             self._crds[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = obj
@@ -499,39 +465,37 @@ class Batch:
         before = self.get(obj)
         if before is None:
             raise BatchError(f"{ref(obj)}: not found, nothing to patch")
-        return self._write(
-            res, obj, before, self.client.client.patch, content_type="application/merge-patch+json"
-        )
+        return self._write(res, obj, before, self.client.client.patch, content_type="application/merge-patch+json")
 
-    def _write(
-        self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any
-    ) -> tuple[str, Obj, list[str]]:
+    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any],
+               **kwargs: Any) -> tuple[str, Obj, list[str]]:
         name, namespace = self._place(res, obj)
         after = self._must(
-            ref(obj),
-            call,
-            res,
-            body=obj,
-            name=name,
-            namespace=namespace,
-            field_manager=self.field_manager,
-            dry_run="All" if self.dry_run else None,
-            **kwargs,
+            ref(obj), call, res, body=obj, name=name, namespace=namespace, field_manager=self.field_manager,
+            dry_run="All" if self.dry_run else None, **kwargs,
         )
         method = _method(before, after, dry_run=self.dry_run)
         return method, after, changed_fields(before, after) if method == "changed" else []
 
-    def delete(self, obj: Obj, *, propagation: str | None = None) -> str:
-        """``deleted``, or ``absent`` when there was nothing to delete."""
+    def delete(self, obj: Obj, *, propagation: str | None = None, uid: str | None = None) -> str:
+        """``deleted``, or ``absent`` when there was nothing to delete.
+
+        With ``uid``, only that very object: one re-created under the name since is refused (409).
+        """
         res = self.resource(obj)
         name, namespace = self._place(res, obj)
+        body: Obj = {}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if uid:
+            body["preconditions"] = {"uid": uid}
         gone = self._call(
             ref(obj),
             self.client.client.delete,
             res,
             name=name,
             namespace=namespace,
-            body={"propagationPolicy": propagation} if propagation else None,
+            body=body or None,
             dry_run="All" if self.dry_run else None,
             missing_ok=True,
         )
@@ -583,9 +547,7 @@ def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
         return "created"
     if dry_run:
         return "unchanged" if same_object(before, after) else "changed"
-    same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get(
-        "resourceVersion"
-    )
+    same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
     return "unchanged" if same else "changed"
 
 

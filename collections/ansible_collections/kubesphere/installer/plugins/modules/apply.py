@@ -38,6 +38,13 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 
 options:
+  data:
+    description:
+      - The objects hold (or unlock) the component's data, such as the Secret a volume was
+        initialised with. The component's record marks them, and a removal of the record's
+        objects (M(kubesphere.installer.inventory)) keeps them unless its C(delete_data).
+    type: bool
+    default: false
   state:
     description: C(present) (server-side apply), C(patched) (merge patch) or C(absent).
     type: str
@@ -166,9 +173,5 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    print(
-        json.dumps(
-            {"failed": True, "msg": "kubesphere.installer.apply runs as an action plugin in the controller"}
-        )
-    )
+    print(json.dumps({"failed": True, "msg": "kubesphere.installer.apply runs as an action plugin in the controller"}))
     sys.exit(1)

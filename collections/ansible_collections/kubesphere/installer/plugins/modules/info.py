@@ -25,6 +25,14 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 
 options:
+  data:
+    description:
+      - The objects hold (or unlock) the component's data, such as the Secret a volume was
+        initialised with. The component's record marks them, and a removal of the record's
+        objects (M(kubesphere.installer.inventory)) keeps them unless its C(delete_data).
+      - With O(record) only.
+    type: bool
+    default: false
   api_version:
     description: API version of O(kind).
     type: str
@@ -96,9 +104,5 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    print(
-        json.dumps(
-            {"failed": True, "msg": "kubesphere.installer.info runs as an action plugin in the controller"}
-        )
-    )
+    print(json.dumps({"failed": True, "msg": "kubesphere.installer.info runs as an action plugin in the controller"}))
     sys.exit(1)

@@ -1,0 +1,66 @@
+"""The removal rules of the inventory (module_utils/removal.py) that need no cluster: what the
+data policy keeps, the order of deletions, what pruning considers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.kubesphere.installer.plugins.module_utils.removal import (
+    key,
+    not_applied,
+    policy,
+    rank,
+)
+
+
+def ref(kind: str, name: str, api_version: str = "v1", **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "name": name, "namespace": "ns", **extra}
+
+
+def test_the_data_policy_keeps_volumes_data_secrets_and_namespaces() -> None:
+    refs = [
+        ref("Secret", "credentials"),
+        ref("Secret", "redis-secret", data=True),
+        ref("PersistentVolumeClaim", "volume"),
+        {"apiVersion": "v1", "kind": "Namespace", "name": "ns"},
+        ref("Deployment", "app", "apps/v1"),
+    ]
+    remove, kept = policy(refs, delete_data=False)
+    assert [r["name"] for r in remove] == ["app", "credentials"]  # workloads rank before Secrets
+    assert {r["name"]: why.split(":")[0] for r, why in kept} == {
+        "redis-secret": "holds the component's data (persistence.deleteDataOnDisable removes it)",
+        "volume": "holds the component's data (persistence.deleteDataOnDisable removes it)",
+        "ns": "namespaces stay",
+    }
+    remove, kept = policy(refs, delete_data=True)
+    assert {r["name"] for r in remove} == {"app", "credentials", "redis-secret", "volume"}
+    assert [r["name"] for r, _ in kept] == ["ns"]  # a namespace stays even with the data gone
+
+
+def test_dependents_go_first() -> None:
+    refs = [
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "name": "x.io"},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": "r"},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "name": "b"},
+        ref("Service", "svc"),
+        ref("StatefulSet", "sts", "apps/v1"),
+        ref("GlobalRole", "admin", "iam.kubesphere.io/v1alpha2"),
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "name": "w"},
+    ]
+    remove, _ = policy(refs, delete_data=True)
+    assert [r["name"] for r in remove] == ["w", "admin", "sts", "svc", "b", "r", "x.io"]
+    assert rank(ref("Widget", "w", "example.io/v1")) < rank(ref("Deployment", "d", "apps/v1"))
+
+
+def test_pruning_matches_by_group_not_version() -> None:
+    old = [
+        ref("HorizontalPodAutoscaler", "moved", "autoscaling/v1"),
+        ref("ConfigMap", "renamed-old"),
+        ref("ConfigMap", "same"),
+    ]
+    now = [ref("HorizontalPodAutoscaler", "moved", "autoscaling/v2"), ref("ConfigMap", "same"),
+           ref("ConfigMap", "renamed-new")]  # fmt: skip
+    assert [r["name"] for r in not_applied(old, now)] == ["renamed-old"]
+    assert key(old[0]) == key(now[0])
+    # Another namespace is another object.
+    assert not_applied([ref("ConfigMap", "same")], [{**ref("ConfigMap", "same"), "namespace": "other"}])
