@@ -167,7 +167,9 @@ class FakeRun:
         assert self.on_progress is not None
         self.on_progress(Progress(started=started, expected=self.request.expected_tasks, current_task=task))
 
-    def succeed(self, *, tasks: int = 3, changed: int = 1, leftovers: list[dict[str, str]] | None = None) -> None:
+    def succeed(
+        self, *, tasks: int = 3, changed: int = 1, leftovers: list[dict[str, str]] | None = None
+    ) -> None:
         progress = Progress(started=tasks, expected=tasks, ok=tasks, changed=changed)
         result = RunResult(status=SUCCESSFUL, rc=0, progress=progress, duration=0.5)
         result.leftovers = list(leftovers or [])
