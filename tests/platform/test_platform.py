@@ -210,6 +210,14 @@ def test_plan_of_the_devops_toggle_lists_components_and_objects_and_changes_noth
         for entry in step["objects"]:
             assert set(entry) <= {"apiVersion", "kind", "namespace", "name", "method", "fields", "reason"}
 
+    # Switching monitoring off: what its uninstall would remove, and what it would keep.
+    monitoring_off = '{"spec": {"monitoring": {"enabled": false}}}'
+    off = ks_installer(cluster, "plan", "--type", "merge", "-p", monitoring_off)
+    assert off.returncode == 0, off.stderr
+    assert "uninstall monitoring: switched off in spec ('monitoring.enabled != false' is false)" in off.stdout
+    assert "  - StatefulSet kubesphere-monitoring-system/prometheus-k8s\n" in off.stdout
+    assert "  ! Namespace kubesphere-monitoring-system (namespaces stay" in off.stdout
+
     assert resource_versions(cluster) == before  # nothing created, changed or removed
 
     bad = ks_installer(
