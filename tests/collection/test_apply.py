@@ -144,6 +144,20 @@ def test_check_mode_changes_nothing_and_says_what_would(
     assert err.value.status == 404
 
 
+def test_check_mode_deletes_nothing_with_delete_options(
+    cluster: Cluster, tmp_path: Path, namespace: str
+) -> None:
+    # A delete with a body (propagation policy, uid precondition) takes its options from the body
+    # alone: the dry run must be in it too.
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stays", "namespace": namespace}}
+    play(cluster, tmp_path, [{"kubesphere.installer.apply": {"definition": cm}}])
+    absent = {"state": "absent", "definition": cm, "delete_options": {"propagationPolicy": "Foreground"}}
+    result = task_results(play(cluster, tmp_path, [{"kubesphere.installer.apply": absent}], check=True))[0]
+    assert result["results"][0]["method"] == "deleted"  # would be
+    live = client.CoreV1Api(cluster.api).read_namespaced_config_map("stays", namespace)
+    assert live.metadata.name == "stays"
+
+
 def test_check_mode_names_the_changed_fields_and_never_a_secret_value(
     cluster: Cluster, tmp_path: Path, namespace: str
 ) -> None:

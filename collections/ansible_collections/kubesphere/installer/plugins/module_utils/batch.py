@@ -489,6 +489,10 @@ class Batch:
             body["propagationPolicy"] = propagation
         if uid:
             body["preconditions"] = {"uid": uid}
+        if body and self.dry_run:
+            # With a body, the API server takes every delete option from it and ignores the
+            # query's dryRun: without this a check run would delete for real.
+            body["dryRun"] = ["All"]
         gone = self._call(
             ref(obj),
             self.client.client.delete,
