@@ -5,4 +5,4 @@ pieces tests and embedders use: :class:`installer.settings.Settings`,
 :func:`installer.components.load_table` and :func:`installer.operator.run_operator`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

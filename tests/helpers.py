@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 60, what: str, interval: float = 0.2) -> T:
@@ -33,3 +37,14 @@ def kubectl(
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result
+
+
+def uninstall_platform(kubectl_bin: Path, kubeconfig: Path, namespace: str = "kubesphere-system") -> None:
+    """What a suite that installed the whole platform leaves: nothing. The ClusterConfiguration
+    goes first (stop its operator before), then ``playbooks/uninstall.yml`` removes the rest."""
+    kubectl(kubectl_bin, kubeconfig, "delete", "-n", namespace, "cc", "ks-installer", check=False)
+    subprocess.run(
+        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory" / "local"),
+         str(REPO / "playbooks" / "uninstall.yml")],
+        cwd=REPO, env=dict(os.environ, KUBECONFIG=str(kubeconfig)), capture_output=True, check=False,
+    )  # fmt: skip

@@ -144,18 +144,21 @@ def test_check_mode_changes_nothing_and_says_what_would(
     assert err.value.status == 404
 
 
-def test_check_mode_deletes_nothing_with_delete_options(
+def test_check_mode_deletes_nothing_even_with_delete_options(
     cluster: Cluster, tmp_path: Path, namespace: str
 ) -> None:
-    # A delete with a body (propagation policy, uid precondition) takes its options from the body
-    # alone: the dry run must be in it too.
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stays", "namespace": namespace}}
-    play(cluster, tmp_path, [{"kubesphere.installer.apply": {"definition": cm}}])
-    absent = {"state": "absent", "definition": cm, "delete_options": {"propagationPolicy": "Foreground"}}
-    result = task_results(play(cluster, tmp_path, [{"kubesphere.installer.apply": absent}], check=True))[0]
-    assert result["results"][0]["method"] == "deleted"  # would be
-    live = client.CoreV1Api(cluster.api).read_namespaced_config_map("stays", namespace)
-    assert live.metadata.name == "stays"
+    """A DELETE with a body (propagation, preconditions) takes dryRun from the body, not the query."""
+    core = client.CoreV1Api(cluster.api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "kept"}, "data": {"x": "1"}})
+    task = {
+        "kubesphere.installer.apply": {
+            "state": "absent", "kind": "ConfigMap", "name": ["kept"], "namespace": namespace,
+            "delete_options": {"propagationPolicy": "Foreground"},
+        }
+    }  # fmt: skip
+    result = task_results(play(cluster, tmp_path, [task], check=True))[0]
+    assert result["changed"] is True and result["method"] == "deleted"  # would be
+    assert core.read_namespaced_config_map("kept", namespace).data == {"x": "1"}
 
 
 def test_check_mode_names_the_changed_fields_and_never_a_secret_value(

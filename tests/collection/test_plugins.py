@@ -139,3 +139,19 @@ def test_cc_status_entry_keeps_enabled_time() -> None:
     assert again == first
     assert cc_status.desired_entry(first, "failed", "core", None)["status"] == "failed"
     assert cc_status.desired_entry(first, "absent", "core", None) is None
+
+
+@pytest.mark.parametrize("module", ["apply", "info", "inventory"])
+def test_action_plugins_document_every_option_they_take(module: str) -> None:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+    mod = importlib.import_module(f"ansible_collections.kubesphere.installer.plugins.modules.{module}")
+    action = importlib.import_module(f"ansible_collections.kubesphere.installer.plugins.action.{module}")
+    doc = yaml.safe_load(mod.DOCUMENTATION)
+    assert doc["module"] == module
+    for key, value in yaml.safe_load(mod.RETURN).items():
+        assert {"description", "returned", "type"} <= set(value), key
+    taken = {k: v for k, v in action.ARGUMENT_SPEC.items() if k not in AUTH_ARG_SPEC}
+    assert set(doc["options"]) == set(taken)
+    for option, value in doc["options"].items():
+        assert taken[option]["type"] == value["type"], option

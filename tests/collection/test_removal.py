@@ -45,11 +45,7 @@ def test_dependents_go_first() -> None:
         ref("Service", "svc"),
         ref("StatefulSet", "sts", "apps/v1"),
         ref("GlobalRole", "admin", "iam.kubesphere.io/v1alpha2"),
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "name": "w",
-        },
+        ref("ValidatingWebhookConfiguration", "w", "admissionregistration.k8s.io/v1"),
     ]
     remove, _ = policy(refs, delete_data=True)
     assert [r["name"] for r in remove] == ["w", "admin", "sts", "svc", "b", "r", "x.io"]

@@ -37,4 +37,4 @@ def test_installer_manifests_pass_server_side_validation(
 def test_kustomization_renders_crd_and_operator(cluster: Cluster) -> None:
     out = kubectl(cluster.kubectl, cluster.kubeconfig, "kustomize", str(DEPLOY)).stdout
     assert "kind: CustomResourceDefinition" in out
-    assert "image: kubesphere/ks-installer:v0.1.0" in out
+    assert "image: kubesphere/ks-installer:v0.2.0" in out

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from installer import status
+from installer import __version__, status
 from installer.components import load_table
 from installer.engine import Engine
 from installer.errors import PermanentError, TemporaryError
@@ -128,7 +128,7 @@ def test_ten_patches_during_a_run_coalesce_to_the_last_spec(engines: EngineFacto
     assert alpha["state"] == "Enabled"
     assert (
         alpha["appliedDigest"]
-        == component_digests(load_table(TEST_TABLE), api.get()["spec"], version="0.1.0")["alpha"]
+        == component_digests(load_table(TEST_TABLE), api.get()["spec"], version=__version__)["alpha"]
     )
     assert api.condition("Ready")["observedGeneration"] == 11
     assert api.reasons().count("ComponentInstalling") == 2

@@ -24,7 +24,7 @@ from kubernetes import client
 from devcluster import backend, kube
 from devcluster.services import free_port
 from tests.conftest import Cluster
-from tests.helpers import kubectl, wait_for
+from tests.helpers import kubectl, uninstall_platform, wait_for
 from tests.installer.conftest import Operator, component, condition
 
 pytestmark = pytest.mark.cluster
@@ -92,19 +92,13 @@ def platform(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         op.stop()
         sys.stderr.write(f"\n---- operator log (tail) ----\n{op.log()[-4000:]}\n")
-        kubectl(cluster.kubectl, cluster.kubeconfig, "delete", "-n", NS, "cc", "ks-installer", check=False)
-        subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory" / "local"),
-             str(REPO / "playbooks" / "uninstall.yml")],
-            cwd=REPO, env=dict(os.environ, KUBECONFIG=str(cluster.kubeconfig)),
-            capture_output=True, check=False,
-        )  # fmt: skip
+        uninstall_platform(cluster.kubectl, cluster.kubeconfig, NS)
 
 
 def test_sample_installs_and_enabled_workloads_are_available(cluster: Cluster, platform: Operator) -> None:
     cc = wait_ready(cluster)
     status = cc["status"]
-    assert status["core"]["status"] == "enabled" and status["core"]["version"] == "v0.1.0"
+    assert status["core"]["status"] == "enabled" and status["core"]["version"] == "v0.2.0"
     assert status["monitoring"]["status"] == "enabled"
     for name in ("ks-apiserver", "ks-controller-manager", "ks-console"):
         assert available(cluster, "Deployment", name, NS)

@@ -16,7 +16,6 @@ there (no registry), and the monitoring component would never be Ready.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from devcluster.cluster import LocalCluster
 from devcluster.nodeconfig import NODE_NAME
 from devcluster.realnode import RealNode
 from tests.conftest import Cluster
-from tests.helpers import kubectl
+from tests.helpers import kubectl, uninstall_platform
 from tests.installer import conftest as installer_support
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,13 +106,7 @@ def platform(
         # The operator first (it would act on what the uninstall removes), then the platform.
         kubectl(cluster.kubectl, cluster.kubeconfig, "-n", NS, "delete", "deployment", "ks-installer",
                 "--wait=true", "--timeout=120s", check=False)  # fmt: skip
-        kubectl(cluster.kubectl, cluster.kubeconfig, "delete", "-n", NS, "cc", "ks-installer", check=False)
-        subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory" / "local"),
-             str(REPO / "playbooks" / "uninstall.yml")],
-            cwd=REPO, env=dict(os.environ, KUBECONFIG=str(cluster.kubeconfig)),
-            capture_output=True, check=False,
-        )  # fmt: skip
+        uninstall_platform(cluster.kubectl, cluster.kubeconfig, NS)
         for kind, name in (("clusterrolebinding", "ks-installer"), ("clusterrole", "ks-installer")):
             kubectl(
                 cluster.kubectl, cluster.kubeconfig, "delete", kind, name, "--ignore-not-found", check=False

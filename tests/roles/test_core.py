@@ -102,7 +102,7 @@ def test_install_creates_the_platform_core(cluster: Cluster, run_role: RoleRunne
     assert console.spec.type == "NodePort" and console.spec.ports[0].node_port == 30880
     apiserver = apps.read_namespaced_deployment("ks-apiserver", NS).spec.template.spec.containers[0]
     assert apiserver.command[0] == "ks-apiserver"
-    assert apiserver.image == "kubesphere/ks-installer:v0.1.0"
+    assert apiserver.image == "kubesphere/ks-installer:v0.2.0"
 
 
 def test_second_run_changes_nothing_and_keeps_secrets(

@@ -12,6 +12,7 @@ from kubernetes import client, dynamic
 
 from installer.runs import Runner
 from tests.conftest import Cluster
+from tests.helpers import wait_for
 from tests.roles.conftest import RoleRunner
 from tests.roles.support import run_once, uninstall_with_data
 
@@ -210,3 +211,62 @@ def test_what_a_removal_cannot_remove_is_reported_and_stays_in_the_record(
         core.patch_namespaced_service("openldap", NS, [{"op": "remove", "path": "/metadata/finalizers"}])
     uninstall_with_data(role_runner, "openldap")
     assert record(cluster, "openldap") is None and not exists(cluster, "Service", "openldap")
+
+
+#: Every component a disable can switch off, dependencies first.
+SWITCHABLE = ("openldap", "minio", "redis", "jenkins", "devops", "monitoring")
+#: What the data policy keeps of them: (kind, name); namespaces always stay.
+DATA = {("Secret", "openldap-secret"), ("Secret", "minio-secret"), ("Secret", "redis-secret"),
+        ("Secret", "devops-jenkins"), ("PersistentVolumeClaim", "minio"),
+        ("PersistentVolumeClaim", "redis-pvc"), ("PersistentVolumeClaim", "devops-jenkins"),
+        # From the StatefulSets' claim templates (no record lists them; they carry its labels).
+        ("PersistentVolumeClaim", "openldap-pvc-openldap-0"),
+        ("PersistentVolumeClaim", "prometheus-k8s-db-prometheus-k8s-0")}  # fmt: skip
+
+
+def labelled(cluster: Cluster) -> set[tuple[str, str]]:
+    """(kind, name) of everything in the cluster labelled as one of those components' objects."""
+    dyn = dynamic.DynamicClient(cluster.api)
+    selector = (
+        f"app.kubernetes.io/managed-by=ks-installer,app.kubernetes.io/component in ({','.join(SWITCHABLE)})"
+    )
+    found = set()
+    for res in dyn.resources.search():
+        if "list" not in (res.verbs or []) or "/" in res.name or res.kind.endswith("List"):
+            continue
+        if res.kind in ("Event", "ComponentStatus", "Binding") or res.group in ("metrics.k8s.io",):
+            continue
+        try:
+            items = dyn.get(res, label_selector=selector).items
+        except Exception:  # a kind that cannot be listed cluster-wide here
+            continue
+        found |= {(res.kind, item.metadata.name) for item in items}
+    return found
+
+
+def test_a_disable_of_every_component_leaves_only_what_the_data_policy_keeps(
+    cluster: Cluster, run_role: RoleRunner, role_runner: Runner, spec: dict[str, Any]
+) -> None:
+    spec["devops"]["enabled"] = True
+    for component in SWITCHABLE:
+        run_role(component, spec=spec)
+    assert len(labelled(cluster)) > len(DATA)
+    try:
+        for component in reversed(SWITCHABLE):
+            run_role(component, "uninstall", spec=spec)
+
+        def left() -> set[tuple[str, str]]:
+            return {(kind, name) for kind, name in labelled(cluster) if kind != "Namespace"}
+
+        # Dependents the garbage collector removes (endpoint slices, revisions) may take a moment.
+        try:
+            wait_for(lambda: left() <= DATA, timeout=120, what="only the data to be left", interval=1)
+        except AssertionError:
+            raise AssertionError(f"left behind: {sorted(left() - DATA)}") from None
+        assert left() == DATA
+    finally:
+        for component in reversed(SWITCHABLE):
+            uninstall_with_data(role_runner, component)
+    assert {kind for kind, _ in labelled(cluster)} <= {"Namespace"}
+    for component in SWITCHABLE:
+        assert record(cluster, component) is None

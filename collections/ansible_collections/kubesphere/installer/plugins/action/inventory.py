@@ -76,6 +76,9 @@ class ActionModule(ActionBase):
     def _uninstall(self, batch: Batch, record: Record, params: dict[str, Any]) -> dict[str, Any]:
         """Remove what the record lists (but skip_kinds); the record keeps only what stays."""
         listed = record.read()
+        if listed is None and params["adopt_labels"]:
+            # No record (installed by a version that kept none): what carries the component's labels.
+            listed = record.adopt(None, params["adopt_labels"])
         skipped = [r for r in listed or [] if r["kind"] in params["skip_kinds"]]
         removal = self._removal(batch, params)
         removal.run([r for r in listed or [] if r["kind"] not in params["skip_kinds"]])
@@ -168,19 +171,30 @@ class Record:
         method, _ = self.batch.apply(body)
         return method != "unchanged"
 
-    def adopt(self, applied: list[Ref], labels: dict[str, str]) -> list[Ref]:
-        """Objects carrying ``labels`` of the kinds (and namespaces) in ``applied``."""
+    def adopt(self, applied: list[Ref] | None, labels: dict[str, str]) -> list[Ref]:
+        """Objects carrying ``labels``: of the kinds and namespaces in ``applied``, or (None) anywhere.
+
+        Objects with an owner are left out: they go with their owner (a Deployment's ReplicaSets).
+        """
         selectors = [f"{k}={v}" for k, v in sorted(labels.items())]
-        kinds = {(r["apiVersion"], r["kind"]) for r in applied if r["kind"] != "Namespace"}
-        namespaces = sorted({r.get("namespace") or "" for r in applied})
-        found: list[Ref] = []
-        for api_version, kind in sorted(kinds):
+        if applied is None:
+            where = [(api_version, kind, None) for api_version, kind in self.batch.kinds()]
+        else:
+            namespaces = sorted({r.get("namespace") or "" for r in applied})
+            kinds = sorted({(r["apiVersion"], r["kind"]) for r in applied if r["kind"] != "Namespace"})
+            where = [(a, k, ns or None) for a, k in kinds for ns in namespaces]
+        found: dict[tuple[str, str, str, str], Ref] = {}
+        for api_version, kind, namespace in where:
             res = self.batch.served(kind, api_version)
-            if res is None:
+            if res is None or (res.namespaced and applied is not None and namespace is None):
                 continue
-            for namespace in namespaces if res.namespaced else [""]:
-                if res.namespaced and not namespace:
-                    continue
-                found.extend(ref_of(o) for o in self.batch.list(api_version, kind, namespace=namespace or None,
-                                                              selectors=selectors))
-        return found
+            try:
+                listed = self.batch.list(api_version, kind, namespace=namespace if res.namespaced else None,
+                                         selectors=selectors)
+            except BatchError:
+                continue  # gone since discovery (a CRD another removal deleted): nothing of it to adopt
+            for obj in listed:
+                if not (obj.get("metadata") or {}).get("ownerReferences"):
+                    ref = ref_of(obj)
+                    found[(ref["apiVersion"], ref["kind"], ref.get("namespace", ""), ref["name"])] = ref
+        return list(found.values())

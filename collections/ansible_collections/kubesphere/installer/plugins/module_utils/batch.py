@@ -43,9 +43,6 @@ _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "crea
 
 #: The host fact the apply action adds the objects it applied to; the inventory action writes it.
 APPLIED_FACT = "ks_applied_objects"
-#: In check mode, the host fact the apply action adds its results to (``ks-installer plan`` reads it
-#: at the end of a run: tasks with ``no_log`` have their own results hidden). Paths, never values.
-CHECKED_FACT = "ks_checked_objects"
 _REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid", "data")
 
 
@@ -196,56 +193,17 @@ def job_failed(obj: Obj) -> str | None:
     return None
 
 
-def _strip(obj: Obj) -> Obj:
-    """``obj`` without what the server owns: ``status`` and the server's metadata fields."""
-    out = {k: v for k, v in obj.items() if k != "status"}
-    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
-    return out
-
-
 def same_object(before: Obj | None, after: Obj) -> bool:
     """Whether ``after`` (the answer to a dry run) leaves ``before`` as it was."""
     if before is None:
         return False
-    return _strip(before) == _strip(after)
 
+    def strip(obj: Obj) -> Obj:
+        out = {k: v for k, v in obj.items() if k != "status"}
+        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+        return out
 
-def _key(path: str, key: Any) -> str:
-    text = str(key)
-    if text.replace("_", "").replace("-", "").isalnum():
-        return f"{path}.{text}" if path else text
-    return f"{path}[{json.dumps(text)}]"
-
-
-def _diff(before: Any, after: Any, path: str, out: list[str]) -> None:
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in sorted(before.keys() | after.keys(), key=str):
-            if before.get(key) != after.get(key) or (key in before) != (key in after):
-                _diff(before.get(key), after.get(key), _key(path, key), out)
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for i, (b, a) in enumerate(zip(before, after)):
-            if a != b:
-                _diff(b, a, f"{path}[{i}]", out)
-    else:
-        out.append(path)
-
-
-def diff_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    """The paths (below ``path``) at which ``after`` differs from ``before``; never values."""
-    if before == after:
-        return []
-    out: list[str] = []
-    _diff(before, after, path, out)
-    return out
-
-
-def changed_fields(before: Obj | None, after: Obj) -> list[str]:
-    """The field paths in which ``after`` differs from ``before`` (``spec.replicas``,
-    ``metadata.labels["app.kubernetes.io/name"]``, ``data.password``), the server's own fields
-    and ``status`` left out.  Paths only, never values: a Secret's data stays out of results."""
-    if before is None:
-        return []
-    return diff_paths(_strip(before), _strip(after))
+    return strip(before) == strip(after)
 
 
 def backoff(first: float, cap: float) -> Iterator[float]:
@@ -419,6 +377,18 @@ class Batch:
             ns_key = namespace if res.namespaced else ""
             self._known[(api_version, kind, ns_key)] = {i["metadata"]["name"]: i for i in items}
 
+    def kinds(self) -> list[tuple[str, str]]:
+        """``(apiVersion, kind)`` of every kind the cluster serves that can be listed and deleted,
+        at its preferred version (Events, Namespaces and subresources left out)."""
+        out: dict[tuple[str, str], str] = {}
+        for res in self.client.client.resources.search():
+            name, verbs = getattr(res, "name", None) or "", set(getattr(res, "verbs", None) or [])
+            if not name or "/" in name or not {"list", "delete"} <= verbs or res.kind in ("Event", "Namespace"):
+                continue
+            if getattr(res, "preferred", True) or (res.group, res.kind) not in out:
+                out[(res.group, res.kind)] = res.group_version
+        return sorted((api_version, kind) for (_, kind), api_version in out.items())
+
     def served(self, kind: str, api_version: str) -> Any:
         """The kind's resource, re-reading discovery once when the cached copy lacks it (a new CRD)."""
         for attempt in range(2):
@@ -440,11 +410,6 @@ class Batch:
     # -- writes ----------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> tuple[str, Obj]:
         """Server-side apply; (method, object as the server answered)."""
-        method, after, _ = self.apply_fields(obj)
-        return method, after
-
-    def apply_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
-        """:meth:`apply`, plus the field paths it changes (see :func:`changed_fields`)."""
         res = self.resource(obj)
         self._place(res, obj)  # the namespace first: the read-ahead is keyed by it
         answer = self._write(res, obj, self._before(res, obj), self.client.client.server_side_apply,
@@ -456,26 +421,19 @@ class Batch:
 
     def patch(self, obj: Obj) -> tuple[str, Obj]:
         """JSON merge patch of an existing object (fields the patch names; nothing else)."""
-        method, after, _ = self.patch_fields(obj)
-        return method, after
-
-    def patch_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
-        """:meth:`patch`, plus the field paths it changes."""
         res = self.resource(obj)
         before = self.get(obj)
         if before is None:
             raise BatchError(f"{ref(obj)}: not found, nothing to patch")
         return self._write(res, obj, before, self.client.client.patch, content_type="application/merge-patch+json")
 
-    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any],
-               **kwargs: Any) -> tuple[str, Obj, list[str]]:
+    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any) -> tuple[str, Obj]:
         name, namespace = self._place(res, obj)
         after = self._must(
             ref(obj), call, res, body=obj, name=name, namespace=namespace, field_manager=self.field_manager,
             dry_run="All" if self.dry_run else None, **kwargs,
         )
-        method = _method(before, after, dry_run=self.dry_run)
-        return method, after, changed_fields(before, after) if method == "changed" else []
+        return _method(before, after, dry_run=self.dry_run), after
 
     def delete(self, obj: Obj, *, propagation: str | None = None, uid: str | None = None) -> str:
         """``deleted``, or ``absent`` when there was nothing to delete.
@@ -490,8 +448,8 @@ class Batch:
         if uid:
             body["preconditions"] = {"uid": uid}
         if body and self.dry_run:
-            # With a body, the API server takes every delete option from it and ignores the
-            # query's dryRun: without this a check run would delete for real.
+            # A DELETE with a body takes its options from the body alone: the dryRun query
+            # parameter would be ignored, and the object deleted for real.
             body["dryRun"] = ["All"]
         gone = self._call(
             ref(obj),
@@ -550,9 +508,9 @@ def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
     if before is None:
         return "created"
     if dry_run:
-        return "unchanged" if same_object(before, after) else "changed"
+        return "unchanged" if same_object(before, after) else "configured"
     same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
-    return "unchanged" if same else "changed"
+    return "unchanged" if same else "configured"
 
 
 def describe(exc: Any) -> str:

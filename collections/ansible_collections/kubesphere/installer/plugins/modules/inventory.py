@@ -31,7 +31,7 @@ description:
     What is still there after the wait, or whose deletion was refused, is returned in
     C(leftovers) (and as a warning) and stays in the record.
   - When O(namespace) does not exist the record is not written, with a warning.
-  - In check mode nothing is written or deleted: the deletions are server-side dry runs and
+  - In check mode nothing is written or deleted; the deletions are server-side dry runs, and
     C(results) says what would go.
 
 version_added: 0.2.0
