@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from installer import __version__
 from installer.components import ComponentTable, load_table, parse_table
 from installer.errors import ConfigurationError
 from installer.expressions import ExpressionError, evaluate
 from installer.planner import Action, Observed, State, make_plan, runnable
 
-V = "0.1.0"
+V = __version__  # the version the installer plans with
 
 
 def sample_spec() -> dict[str, Any]:
