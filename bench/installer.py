@@ -15,6 +15,10 @@ In one run, each on a fresh local cluster of its own (own state dir and ports):
   Enabled.
 * **no-op reconcile**: the operator restarted on the Ready ClusterConfiguration; wall time
   from process start until it reports nothing to do, and the writes it made.
+* **plan of a devops toggle**: ``ks-installer plan -o json`` for a JSON patch that flips
+  ``spec.devops.enabled`` (components, reasons and every object's dry run, nothing
+  changed), with the operator of the no-op reconcile running; wall time, reported as a
+  ratio to that no-op reconcile, and whether the ClusterConfiguration stayed as it was.
 * **per-task overhead**: an empty play, then N separate tasks each applying one
   ConfigMap with ``kubernetes.core.k8s`` and with ``kubesphere.installer.apply``:
   (play - empty play) / N for each.
@@ -191,6 +195,10 @@ def measure_operator(info: ClusterInfo, work: Path) -> dict[str, Any]:
         writes = _writes(op.port)
         out["noop_status_or_event_writes"] = writes.get("status", 0) + writes.get("event", 0)
         out["noop_resource_version_unchanged"] = rv == _cc(custom)["metadata"]["resourceVersion"]
+        out.update(measure_plan(info, _cc(custom)))
+        out["plan_vs_noop_reconcile_ratio"] = round(
+            out["plan_devops_toggle_seconds"] / out["noop_reconcile_seconds"], 2
+        )
     finally:
         op.stop()
         api.close()
@@ -219,6 +227,29 @@ def breakdown(status: dict[str, Any], record: list[str]) -> dict[str, dict[str, 
             "other_seconds": round(run - applied.get(name, 0.0), 2),
         }
     return out
+
+
+def measure_plan(info: ClusterInfo, cc: dict[str, Any]) -> dict[str, Any]:
+    """``ks-installer plan`` for a flip of devops.enabled: wall time, what it lists, nothing changed."""
+    value = not ((cc.get("spec") or {}).get("devops") or {}).get("enabled", False)
+    ops = json.dumps([{"op": "replace", "path": "/spec/devops/enabled", "value": value}])
+    cmd = [sys.executable, "-m", "installer.cli", "--kubeconfig", str(info.kubeconfig), "-n", NS,
+           "--name", NAME, "plan", "-p", ops, "-o", "json"]  # fmt: skip
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
+    seconds = time.monotonic() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"ks-installer plan exited {done.returncode}: {done.stderr[-2000:]}")
+    plan = json.loads(done.stdout)
+    custom = client.CustomObjectsApi(kube.api_client(info.kubeconfig))
+    return {
+        "plan_devops_toggle": f"spec.devops.enabled -> {str(value).lower()}",
+        "plan_devops_toggle_seconds": round(seconds, 2),
+        "plan_components": {c["name"]: c["action"] for c in plan["components"]},
+        "plan_objects": sum(len(c["objects"]) for c in plan["components"]),
+        "plan_resource_version_unchanged": cc["metadata"]["resourceVersion"]
+        == _cc(custom)["metadata"]["resourceVersion"],
+    }
 
 
 def _record(path: Path) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 ks-installer run      watch the ClusterConfiguration and bring the cluster to its spec
 ks-installer status   a table of components with state, age and last message
+ks-installer plan     what a spec change would install, re-run or uninstall, and which objects
+                      it would create, change or remove (check runs: nothing is changed)
 """
 
 from __future__ import annotations
@@ -62,6 +64,78 @@ def format_status(cc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plan_command(
+    settings: Settings,
+    *,
+    filename: Path | None,
+    patch: str | None,
+    patch_type: str | None,
+    output: str,
+    objects: bool,
+) -> int:
+    """``ks-installer plan``: 0 with the plan shown, 1 when it is incomplete (a check run or
+    preflight failed) or the cluster could not be asked, 2 for a patch or file that does not apply."""
+    from installer.components import load_table
+    from installer.kube import Kube, connect
+    from installer.preview import format_preview, inventory_name, preview
+    from installer.roles import check_roles, install_playbook, roles_paths
+    from installer.runs import Runner
+    from installer.specpatch import PatchError, from_file, patched
+    from kubesphere.resources import CONFIGMAPS
+
+    try:
+        text = filename.read_text() if filename else None
+    except OSError as exc:
+        print(f"ks-installer: cannot read {filename}: {exc}", file=sys.stderr)
+        return 2
+    table = load_table(settings.component_table)
+    check_roles(table, roles_paths(settings))
+    kube = Kube(connect(settings.kubeconfig), namespace=settings.namespace, name=settings.name)
+    live = kube.get_cc()
+    where = f"{settings.namespace}/{settings.name}"
+    try:
+        if text is not None:
+            cc, source = from_file(text, source=str(filename)), f"spec from {filename}"
+        elif live is None:
+            print(f"ClusterConfiguration {where} not found", file=sys.stderr)
+            return 1
+        elif patch is not None:
+            kind = patch_type or ("json" if patch.lstrip().startswith(("[", "-")) else "merge")
+            cc, source = patched(live, patch, kind=kind), f"live spec with a {kind} patch"
+        else:
+            cc, source = live, "live spec"
+    except PatchError as exc:
+        print(f"ks-installer: {exc}", file=sys.stderr)
+        return 2
+    runner = None
+    if objects:
+        runner = Runner(
+            project_dir=settings.project_dir,
+            playbook=install_playbook(settings),
+            work_dir=settings.work_dir,
+            kubeconfig=settings.kubeconfig,
+            verbosity=settings.ansible_verbosity,
+            roles_paths=roles_paths(settings),
+        )
+    shown = preview(
+        table=table,
+        runner=runner,
+        live=live or {},
+        cc=cc,
+        namespace=settings.namespace,
+        name=settings.name,
+        run_timeout=settings.run_timeout,
+        source=source,
+        read_inventory=lambda c: kube.get(CONFIGMAPS, inventory_name(c), namespace=settings.namespace),
+        parallel=settings.max_parallel,
+    )
+    if output == "json":
+        print(json.dumps(shown.as_json(), indent=2))
+    else:
+        print(format_preview(shown))
+    return 0 if shown.complete else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ks-installer", description=__doc__.splitlines()[0] if __doc__ else None
@@ -80,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     status = sub.add_parser("status", help="show component states")
     status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    plan = sub.add_parser("plan", help="show what a spec change would do, changing nothing")
+    given = plan.add_mutually_exclusive_group()
+    given.add_argument("-f", "--filename", type=Path, help="a ClusterConfiguration file to plan for")
+    given.add_argument("-p", "--patch", help="a patch of the live ClusterConfiguration (JSON or YAML)")
+    plan.add_argument(
+        "--type",
+        choices=("json", "merge"),
+        help="patch type: json (RFC 6902) or merge (RFC 7386); default: json for a list, merge for an object",
+    )
+    plan.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    plan.add_argument("--no-objects", action="store_true", help="components only: no check runs")
+    plan.add_argument("--component-table", type=Path, help="component table YAML")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {
@@ -87,12 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         "namespace": args.namespace,
         "name": args.name,
     }
+    if args.command in ("run", "plan"):
+        overrides["component_table"] = args.component_table
     if args.command == "run":
         overrides.update(
             max_parallel=args.max_parallel,
             listen=args.listen,
             drift_interval=args.drift_interval,
-            component_table=args.component_table,
         )
         if args.no_leader_election:
             overrides["leader_election"] = False
@@ -106,6 +193,15 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging(logging.DEBUG if args.verbose else logging.INFO)
             run_operator(settings)
             return 0
+        if args.command == "plan":
+            return plan_command(
+                settings,
+                filename=args.filename,
+                patch=args.patch,
+                patch_type=args.type,
+                output=args.output,
+                objects=not args.no_objects,
+            )
         from installer.kube import Kube, connect
 
         api = connect(settings.kubeconfig)

@@ -34,6 +34,7 @@ from installer.pause import Pause, pause_of
 from installer.planner import Action, Plan, State, Step, make_plan, runnable
 from installer.preflight import Preflight
 from installer.protocols import Clock, ClusterApi, RoleRunner
+from installer.reasons import step_reasons, summary_line
 from installer.records import Records
 from installer.reporting import StatusWriter
 from installer.roles import PREFLIGHT, PREFLIGHT_ACTION, RunRequests, check_roles, roles_paths
@@ -84,6 +85,7 @@ class Engine:
         self.next_drift = clock() + settings.drift_interval if settings.drift_interval else None
         self.idle_logged: int | None = None
         self.held_logged: tuple[int | None, Pause, tuple[str, ...]] | None = None
+        self.plan_logged: int | None = None
         self._last_pass = float("-inf")  # when the last pass of the loop began (on ``clock``)
         self._cc_lock = threading.Lock()
 
@@ -215,6 +217,7 @@ class Engine:
                 log.info("drift check: re-running %s", ", ".join(sorted(self.drift_due)))
 
         self.records.mark_unsupported(plan)
+        self._log_plan(cc, plan, generation)
         self._cancel_stale(plan)
         work = bool(plan.steps) or bool(self.drift_due)
         if work and not self.preflight.check(cc.get("spec") or {}, generation):
@@ -239,6 +242,14 @@ class Engine:
         self.metrics.in_flight.set(len(self.runs.by_name))
         self.write_status(generation=generation, plan=plan)
 
+    def _log_plan(self, cc: dict[str, Any], plan: Plan, generation: int | None) -> None:
+        """One line per generation that has work (also the first after a start): what runs and why."""
+        if not plan.steps or generation == self.plan_logged:
+            return
+        self.plan_logged = generation
+        reasons = step_reasons(self.table, cc.get("spec") or {}, plan, self.records.observed())
+        log.info("[plan] generation %s: %s", generation, summary_line(plan, reasons))
+
     def _cancel_stale(self, plan: Plan) -> None:
         for name, flight in self.runs.by_name.items():
             stale = (flight.step.action == Action.INSTALL and name not in plan.desired) or (
@@ -254,7 +265,15 @@ class Engine:
             c = self.table[name]
             needs_ok = all(n not in plan.steps for n in (x.name for x in c.needs))
             if needs_ok:
-                steps.append(Step(name, Action.INSTALL, plan.digests[name], frozenset()))
+                steps.append(
+                    Step(
+                        name,
+                        Action.INSTALL,
+                        plan.digests[name],
+                        frozenset(),
+                        inputs=tuple(sorted(plan.inputs[name].items())),
+                    )
+                )
         for step in steps:
             if self.runs.full:
                 break

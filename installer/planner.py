@@ -4,7 +4,10 @@
   transitively, every component an enabled one needs.
 * A component's **digest** covers the spec paths it reads, the table's global
   inputs, the installer version and the digests of the components it needs,
-  so a change to a dependency re-runs its dependents too.
+  so a change to a dependency re-runs its dependents too.  Beside it, each
+  input's own short hash (:func:`component_inputs`; hashes, never values) is
+  recorded when an install succeeds, so a later plan can say which input
+  changed (:mod:`installer.reasons`).
 * A desired component **installs** when its applied digest differs from the
   current one or it is not ``Enabled``; a component that is no longer desired
   and may have left objects behind **uninstalls**.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -50,6 +54,8 @@ class Observed:
     state: State
     digest: str | None = None
     action: Action | None = None
+    #: Per-input hashes of the last successful install (``None``: not recorded).
+    inputs: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Step:
     digest: str | None
     #: Components whose step must finish successfully first.
     after: frozenset[str]
+    #: Per-input hashes of an install (what the record keeps once it succeeds).
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -67,6 +75,8 @@ class Plan:
     digests: dict[str, str]
     steps: dict[str, Step] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
+    #: Per-input hashes of every desired component (see :func:`component_inputs`).
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -118,6 +128,30 @@ def component_digests(table: ComponentTable, spec: dict[str, Any], *, version: s
     return digests
 
 
+def _short_hash(material: Any) -> str:
+    return hashlib.sha256(_canonical(material)).hexdigest()[:12]
+
+
+def component_inputs(
+    table: ComponentTable, spec: dict[str, Any], digests: Mapping[str, str], *, version: str
+) -> dict[str, dict[str, str]]:
+    """Per component, one short hash per input: ``spec.<path>``, ``installer``, ``role`` and
+    ``needs.<component>`` (that component's digest).  Only hashes: the spec may hold secrets.
+    Each hash covers the component and the path too, so equal values hash differently."""
+    out: dict[str, dict[str, str]] = {}
+    for name in table.topological_order():
+        c = table[name]
+        hashes = {
+            f"spec.{p}": _short_hash({"component": name, "path": p, "value": lookup(spec, p)})
+            for p in (*table.global_inputs, *c.inputs)
+        }
+        hashes["installer"] = _short_hash({"component": name, "version": version})
+        hashes["role"] = _short_hash({"component": name, "role": c.role})
+        hashes.update({f"needs.{n}": digests[n] for n in active_needs(table, name, spec)})
+        out[name] = hashes
+    return out
+
+
 def make_plan(
     table: ComponentTable,
     spec: dict[str, Any],
@@ -128,6 +162,9 @@ def make_plan(
     desired = desired_components(table, spec)
     digests = component_digests(table, spec, version=version)
     plan = Plan(desired=desired, digests=digests, unsupported=unsupported_enabled(table, spec))
+    plan.inputs = {
+        n: h for n, h in component_inputs(table, spec, digests, version=version).items() if n in desired
+    }
     none = Observed(State.PENDING)
 
     for name in desired:
@@ -139,6 +176,7 @@ def make_plan(
             action=Action.INSTALL,
             digest=digests[name],
             after=frozenset(active_needs(table, name, spec)),
+            inputs=tuple(sorted(plan.inputs[name].items())),
         )
 
     leaving = [

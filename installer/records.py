@@ -71,7 +71,12 @@ class Records:
 
     def observed(self) -> dict[str, Observed]:
         return {
-            n: Observed(r.state, r.digest, Action(r.action) if r.action in ("install", "uninstall") else None)
+            n: Observed(
+                r.state,
+                r.digest,
+                Action(r.action) if r.action in ("install", "uninstall") else None,
+                inputs=r.applied_inputs or None,
+            )
             for n, r in self.by_name.items()
         }
 
@@ -148,6 +153,7 @@ class Records:
         summary = f"{p.started} tasks, {p.changed} changed, {result.duration:.1f}s"
         if result.ok and step.action == Action.INSTALL:
             rec.digest = step.digest
+            rec.applied_inputs = dict(step.inputs) or rec.applied_inputs
             self._succeeded(rec, State.ENABLED)
             rec.enabled_time = rec.enabled_time or ks_time()
             if not drift:
@@ -158,6 +164,7 @@ class Records:
                 self.event("Warning", "DriftRepaired", f"{name}: {summary}")
         elif result.ok:
             rec.digest = None
+            rec.applied_inputs = {}
             rec.enabled_time = None
             rec.reasons = []
             self._succeeded(rec, State.DISABLED)

@@ -248,8 +248,12 @@ class Runner:
         *,
         cancel: threading.Event | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunResult:
-        """Run the component's role with ``action`` and return what happened."""
+        """Run the component's role with ``action`` and return what happened.
+
+        ``on_event`` sees every event as it arrives (``ks-installer plan`` reads the task
+        results of check runs there); it must not keep them beyond what it needs."""
         cancel = cancel or threading.Event()
         progress = Progress(expected=request.expected_tasks)
         failures: list[tuple[str, str]] = []
@@ -260,6 +264,8 @@ class Runner:
         def handle(event: dict[str, Any]) -> bool:
             kind = event.get("event", "")
             data = event.get("event_data") or {}
+            if on_event:
+                on_event(event)
             if kind == "playbook_on_task_start":
                 progress.started += 1
                 progress.current_task = str(data.get("task") or "")

@@ -6,7 +6,7 @@ Two layers share ``status``:
   (or ``failed``), ``status.<key>.enabledTime`` uses ks-installer's
   ``%Y-%m-%dT%H:%M:%S%Z`` format, and ``status.core.version``.
 * ours: ``status.components.<name>`` (state, message naming the failed task,
-  task counters, applied digest, attempts), ``conditions`` (Ready,
+  task counters, applied digest and per-input hashes, attempts), ``conditions`` (Ready,
   Progressing, Degraded) with ``observedGeneration``, and a one-line summary.
 """
 
@@ -41,6 +41,8 @@ class ComponentRecord:
     last_transition: str = field(default_factory=now_rfc3339)
     last_run_seconds: float | None = None
     reasons: list[str] = field(default_factory=list)
+    #: Per-input hashes of the last successful install (``appliedInputs``; hashes, never values).
+    applied_inputs: dict[str, str] = field(default_factory=dict)
     #: What the last uninstall or prune could not remove, each with its reason.
     leftovers: list[dict[str, str]] = field(default_factory=list)
 
@@ -61,6 +63,7 @@ class ComponentRecord:
             "message": self.message or None,
             "failedTask": self.failed_task,
             "appliedDigest": self.digest,
+            "appliedInputs": self.applied_inputs or None,
             "action": self.action,
             "attempts": self.attempts or None,
             "tasks": self.tasks or None,
@@ -81,6 +84,7 @@ class ComponentRecord:
         return cls(
             state=state,
             digest=doc.get("appliedDigest"),
+            applied_inputs={str(k): str(v) for k, v in (doc.get("appliedInputs") or {}).items()},
             action=doc.get("action"),
             message=doc.get("message", ""),
             failed_task=doc.get("failedTask"),

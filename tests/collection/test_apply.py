@@ -123,7 +123,7 @@ def test_a_batch_is_applied_in_order_waited_for_and_then_unchanged(
     # Server-side apply with our field manager: a field dropped from the manifest goes.
     objs[0]["data"] = {"y": "2"}
     changed = task_results(play(cluster, tmp_path, [apply]))[0]
-    assert [r["method"] for r in changed["results"]] == ["configured", "unchanged", "unchanged"]
+    assert [r["method"] for r in changed["results"]] == ["changed", "unchanged", "unchanged"]
     cm = client.CoreV1Api(cluster.api).read_namespaced_config_map("a", namespace)
     assert cm.data == {"y": "2"}
     assert any(f.manager == "ks-installer" and f.operation == "Apply" for f in cm.metadata.managed_fields)
@@ -162,6 +162,28 @@ def test_check_mode_deletes_nothing_even_with_delete_options(
     result = task_results(play(cluster, tmp_path, [task], check=True))[0]
     assert result["changed"] is True and result["method"] == "deleted"  # would be
     assert core.read_namespaced_config_map("kept", namespace).data == {"x": "1"}
+
+
+def test_check_mode_names_the_changed_fields_and_never_a_secret_value(
+    cluster: Cluster, tmp_path: Path, namespace: str
+) -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": namespace, "labels": {"app.kubernetes.io/name": "a"}},
+        "stringData": {"password": "old-value-1", "user": "admin"},
+    }
+    play(cluster, tmp_path, [{"kubesphere.installer.apply": {"definition": secret}}])
+    core = client.CoreV1Api(cluster.api)
+    before = core.read_namespaced_secret("s", namespace).metadata.resource_version
+    secret["stringData"] = {"password": "new-value-2", "user": "admin"}
+    secret["metadata"]["labels"] = {"app.kubernetes.io/name": "b"}
+    out = play(cluster, tmp_path, [{"kubesphere.installer.apply": {"definition": secret}}], check=True)
+    entry = task_results(out)[0]["results"][0]
+    assert entry["method"] == "changed"
+    assert entry["fields"] == ["data.password", 'metadata.labels["app.kubernetes.io/name"]']
+    assert "new-value-2" not in json.dumps(entry) and "old-value-1" not in json.dumps(entry)
+    assert core.read_namespaced_secret("s", namespace).metadata.resource_version == before
 
 
 def test_objects_of_a_crd_in_the_same_batch_wait_until_it_is_served(cluster: Cluster, tmp_path: Path) -> None:
@@ -314,7 +336,7 @@ def test_patched_merges_only_the_given_fields_and_info_reads(
         {"kubesphere.installer.info": {"kind": "Namespace", "label_selectors": ["batch-test=yes"]}},
     ]
     patched, one, listed = task_results(play(cluster, tmp_path, tasks))
-    assert patched["changed"] is True and patched["method"] == "configured"
+    assert patched["changed"] is True and patched["method"] == "changed"
     labels = one["resources"][0]["metadata"]["labels"]
     assert labels["batch-test"] == "yes" and labels["kubernetes.io/metadata.name"] == namespace
     assert namespace in [r["metadata"]["name"] for r in listed["resources"]]

@@ -273,3 +273,33 @@ def test_a_refusal_is_not_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(BatchError, match=r"^ConfigMap n/c: 422 Invalid$"):
         batch.Batch(None, field_manager="t")._call("ConfigMap n/c", call)
+
+
+def test_changed_fields_are_paths_without_server_fields_or_values() -> None:
+    before = deployment(2, replicas=2)
+    before["metadata"].update(resourceVersion="7", uid="u", managedFields=[{"manager": "x"}])
+    before["metadata"]["labels"] = {"app.kubernetes.io/name": "a", "keep": "1"}
+    before["spec"]["template"] = {"spec": {"containers": [{"name": "c", "image": "i:1"}, {"name": "d"}]}}
+    after = {**before, "metadata": {**before["metadata"], "resourceVersion": "8", "generation": 4}}
+    after["metadata"]["labels"] = {"app.kubernetes.io/name": "b", "keep": "1"}
+    after["spec"] = {"replicas": 3, "template": {"spec": {"containers": [{"name": "c", "image": "i:2"}]}}}
+    after["status"] = {"replicas": 3}
+    assert batch.changed_fields(before, after) == [
+        'metadata.labels["app.kubernetes.io/name"]',
+        "spec.replicas",
+        "spec.template.spec.containers",  # a list that changed length is one path
+    ]
+    same_length = {**after, "spec": {**after["spec"], "template": {"spec": {"containers": [
+        {"name": "c", "image": "i:3"}]}}}}  # fmt: skip
+    assert batch.changed_fields(after, same_length) == ["spec.template.spec.containers[0].image"]
+    assert batch.changed_fields(None, after) == []
+    assert batch.changed_fields(before, before) == []
+
+
+def test_changed_fields_of_a_secret_name_keys_only() -> None:
+    before = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "b2xk"}}
+    after = {**before, "data": {"password": "bmV3", "token": "dA=="}}
+    fields = batch.changed_fields(before, after)
+    assert fields == ["data.password", "data.token"]
+    assert not any("bmV3" in f or "b2xk" in f for f in fields)
+    assert batch.diff_paths({"a": {"b": 1}}, {"a": {"b": 2}}, 'data["k.yaml"]') == ['data["k.yaml"].a.b']

@@ -534,3 +534,30 @@ def test_pause_annotations(annotations: dict[str, str], everything: bool, compon
         components,
         everything or bool(components),
     )
+
+
+def test_each_generation_with_work_logs_its_plan_once_with_reasons(
+    engines: EngineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ks-installer")
+    api = FakeApi(probe(alpha={"enabled": True, "value": "v0"}))
+    runner = FakeRunner()
+    engine = engines(api, runner)
+    start(engine, api)
+    runner.started(1).succeed()
+    settle(engine, lambda: api.component("alpha")["state"] == "Enabled", "alpha Enabled")
+    assert api.component("alpha")["appliedInputs"]["spec.probe.alpha"]
+
+    change(engine, api, lambda spec: spec["probe"]["alpha"].update(value="v1"))
+    change(engine, api, lambda spec: spec["probe"].update(beta={"enabled": True, "namespace": "probe-test"}))
+    runner.started(2).succeed()
+    next_run(engine, runner, 3).succeed()
+    settle(engine, lambda: api.condition("Ready").get("status") == "True", "Ready")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[plan] generation")]
+    assert lines == [
+        "[plan] generation 1: install alpha (not installed; enabled in spec)",
+        "[plan] generation 2: install alpha (spec.probe.alpha changed; enabled in spec)",
+        "[plan] generation 3: install alpha (an install is running or did not finish; enabled in spec; "
+        "needed by beta), install beta (not installed; enabled in spec)",
+    ]
+    assert "v1" not in "\n".join(lines)  # reasons name inputs, never their values

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from installer import __version__
 from installer.components import ComponentTable, load_table, parse_table
 from installer.errors import ConfigurationError
 from installer.expressions import ExpressionError, evaluate
 from installer.planner import Action, Observed, State, make_plan, runnable
 
-V = "0.1.0"
+V = __version__  # the version the installer plans with
 
 
 def sample_spec() -> dict[str, Any]:
@@ -121,7 +122,7 @@ def test_version_change_reruns_everything(table: ComponentTable) -> None:
     spec = sample_spec()
     first = make_plan(table, spec, {}, version=V)
     observed = enabled_all(first.desired, table, first.digests)
-    assert set(make_plan(table, spec, observed, version="0.2.0").steps) == {"core", "monitoring"}
+    assert set(make_plan(table, spec, observed, version=f"{V}.1").steps) == {"core", "monitoring"}
 
 
 def test_failed_component_is_planned_again(table: ComponentTable) -> None:

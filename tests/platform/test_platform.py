@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,10 +149,87 @@ def test_backend_logs_admin_in_with_the_generated_password(
                 sys.stderr.write(f"\n---- {name} log (tail) ----\n{log.read_text()[-3000:]}\n")
 
 
+def resource_versions(cluster: Cluster) -> dict[str, str]:
+    """Every object of the platform's namespaces that a devops install could touch, with its version."""
+    core, apps = client.CoreV1Api(cluster.api), client.AppsV1Api(cluster.api)
+    found = {"cc": get_cc(cluster)["metadata"]["resourceVersion"]}
+    for ns in (NS, "kubesphere-monitoring-system"):
+        for kind, lister in (
+            ("ConfigMap", core.list_namespaced_config_map), ("Secret", core.list_namespaced_secret),
+            ("Service", core.list_namespaced_service), ("Deployment", apps.list_namespaced_deployment),
+            ("StatefulSet", apps.list_namespaced_stateful_set),
+        ):  # fmt: skip
+            for item in lister(ns).items:
+                found[f"{kind} {ns}/{item.metadata.name}"] = item.metadata.resource_version
+    for item in core.list_namespace().items:
+        found[f"Namespace {item.metadata.name}"] = item.metadata.resource_version
+    return found
+
+
+def ks_installer(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "installer.cli", "--kubeconfig", str(cluster.kubeconfig), "-n", NS, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900, check=False)
+
+
+def test_plan_of_the_devops_toggle_lists_components_and_objects_and_changes_nothing(
+    cluster: Cluster, platform: Operator
+) -> None:
+    wait_ready(cluster)
+    before = resource_versions(cluster)
+    ops = json.dumps([{"op": "replace", "path": "/spec/devops/enabled", "value": True}])
+    out = ks_installer(cluster, "plan", "-p", ops, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    plan = {c["name"]: c for c in doc["components"]}
+    assert list(plan) == ["openldap", "core", "minio", "jenkins", "devops"]
+    assert {c["action"] for c in plan.values()} == {"install"}
+    assert plan["core"]["why"] == ["spec.devops.enabled changed"]
+    for name in ("openldap", "minio", "jenkins", "devops"):
+        assert plan[name]["why"] == ["not installed"] and plan[name]["error"] is None
+    assert "needed by devops" in plan["minio"]["wanted"]
+    assert doc["upToDate"] == ["monitoring"]
+
+    def objects(name: str) -> dict[str, dict[str, Any]]:
+        return {f"{o['kind']} {o.get('namespace', '')}/{o['name']}": o for o in plan[name]["objects"]}
+
+    config = objects("core")[f"ConfigMap {NS}/kubesphere-config"]
+    assert config["method"] == "changed" and 'data["kubesphere.yaml"].devops' in config["fields"]
+    assert objects("core")[f"Deployment {NS}/ks-apiserver"]["method"] == "changed"
+    assert objects("openldap")[f"StatefulSet {NS}/openldap"]["method"] == "created"
+    assert objects("openldap")[f"Secret {NS}/openldap-secret"]["method"] == "created"
+    assert objects("minio")[f"Deployment {NS}/minio"]["method"] == "created"
+    assert objects("devops")[f"Namespace /{DEVOPS_NS}"]["method"] == "created"
+    assert any(DEVOPS_NS in note for note in plan["jenkins"]["notes"])  # check mode stops at the namespace
+    for step in plan.values():
+        for entry in step["objects"]:
+            assert set(entry) <= {"apiVersion", "kind", "namespace", "name", "method", "fields", "reason"}
+
+    # Switching monitoring off: what its uninstall would remove, and what it would keep.
+    monitoring_off = '{"spec": {"monitoring": {"enabled": false}}}'
+    off = ks_installer(cluster, "plan", "--type", "merge", "-p", monitoring_off)
+    assert off.returncode == 0, off.stderr
+    assert "uninstall monitoring: switched off in spec ('monitoring.enabled != false' is false)" in off.stdout
+    assert "  - StatefulSet kubesphere-monitoring-system/prometheus-k8s\n" in off.stdout
+    assert "  ! Namespace kubesphere-monitoring-system (namespaces stay" in off.stdout
+
+    assert resource_versions(cluster) == before  # nothing created, changed or removed
+
+    bad = ks_installer(
+        cluster, "plan", "--no-objects", "-p", '[{"op": "replace", "path": "/spec/nope/x", "value": 1}]'
+    )
+    assert bad.returncode == 2 and "'/spec/nope/x'" in bad.stderr
+
+
 def test_documented_patch_enables_devops_and_its_dependencies(cluster: Cluster, platform: Operator) -> None:
     wait_ready(cluster)
+    offset = len(platform.log())
     patch(cluster, "/spec/devops/enabled", True)
     cc = wait_ready(cluster, timeout=1200)
+    # Before the runs start, the operator logs its plan for the generation: what runs and why.
+    assert (
+        "install core (spec.devops.enabled changed; enabled in spec; needed by devops)"
+        in platform.log()[offset:]
+    )
     status = cc["status"]
     assert status["devops"]["status"] == "enabled"
     assert status["openldap"]["status"] == "enabled" and status["minio"]["status"] == "enabled"

@@ -22,6 +22,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
     APPLIED_FACT,
+    CHECKED_FACT,
     COMMON_ARGS,
     Batch,
     BatchError,
@@ -87,12 +88,16 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from None
         result["changed"] = any(r["method"] not in ("unchanged", "absent") for r in results)
         result["results"] = [{k: v for k, v in r.items() if k != "object"} for r in results]
+        if check_mode:
+            # What this check run would do so far, for ``ks-installer plan`` (see CHECKED_FACT).
+            checked = (task_vars.get("ansible_facts") or {}).get(CHECKED_FACT) or []
+            result["ansible_facts"] = {CHECKED_FACT: checked + result["results"]}
         if params["state"] == "present":
             # What this run applied so far, for the component's inventory (see the inventory action);
             # in check mode too, so a check run's pruning shows what a real one would remove.
             known = (task_vars.get("ansible_facts") or {}).get(APPLIED_FACT) or []
             applied = [{**r, "data": True} if params["data"] else r for r in result["results"]]
-            result["ansible_facts"] = {APPLIED_FACT: merge_refs(known, applied)}
+            result.setdefault("ansible_facts", {})[APPLIED_FACT] = merge_refs(known, applied)
         if len(results) == 1:  # as kubernetes.core.k8s registers one object
             result["method"] = results[0]["method"]
             result["result"] = results[0].get("object") or {}
@@ -182,8 +187,11 @@ class ActionModule(ActionBase):
         if state == "present":
             batch.prefetch(objects)
         for obj in objects:
-            method, live = (batch.patch if state == "patched" else batch.apply)(obj)
-            results.append({**_summary(live, method), "object": live})
+            method, live, fields = (batch.patch_fields if state == "patched" else batch.apply_fields)(obj)
+            entry = _summary(live, method)
+            if check_mode and fields:
+                entry["fields"] = fields  # paths only: a Secret's values never leave the action
+            results.append({**entry, "object": live})
         if params["wait"] and not check_mode:
             batch.wait_ready(objects, condition=params["wait_condition"])
         if not check_mode:

@@ -53,6 +53,9 @@ _SERVER_FIELDS = ("resourceVersion", "managedFields", "generation", "uid", "crea
 
 #: The host fact the apply action adds the objects it applied to; the inventory action writes it.
 APPLIED_FACT = "ks_applied_objects"
+#: In check mode, the host fact the apply action adds its results to (``ks-installer plan`` reads it
+#: at the end of a run: tasks with ``no_log`` have their own results hidden). Paths, never values.
+CHECKED_FACT = "ks_checked_objects"
 _REF_FIELDS = ("apiVersion", "kind", "namespace", "name", "uid", "data")
 
 
@@ -203,17 +206,56 @@ def job_failed(obj: Obj) -> str | None:
     return None
 
 
+def _strip(obj: Obj) -> Obj:
+    """``obj`` without what the server owns: ``status`` and the server's metadata fields."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    return out
+
+
 def same_object(before: Obj | None, after: Obj) -> bool:
     """Whether ``after`` (the answer to a dry run) leaves ``before`` as it was."""
     if before is None:
         return False
+    return _strip(before) == _strip(after)
 
-    def strip(obj: Obj) -> Obj:
-        out = {k: v for k, v in obj.items() if k != "status"}
-        out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
-        return out
 
-    return strip(before) == strip(after)
+def _key(path: str, key: Any) -> str:
+    text = str(key)
+    if text.replace("_", "").replace("-", "").isalnum():
+        return f"{path}.{text}" if path else text
+    return f"{path}[{json.dumps(text)}]"
+
+
+def _diff(before: Any, after: Any, path: str, out: list[str]) -> None:
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(before.keys() | after.keys(), key=str):
+            if before.get(key) != after.get(key) or (key in before) != (key in after):
+                _diff(before.get(key), after.get(key), _key(path, key), out)
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for i, (b, a) in enumerate(zip(before, after)):
+            if a != b:
+                _diff(b, a, f"{path}[{i}]", out)
+    else:
+        out.append(path)
+
+
+def diff_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """The paths (below ``path``) at which ``after`` differs from ``before``; never values."""
+    if before == after:
+        return []
+    out: list[str] = []
+    _diff(before, after, path, out)
+    return out
+
+
+def changed_fields(before: Obj | None, after: Obj) -> list[str]:
+    """The field paths in which ``after`` differs from ``before`` (``spec.replicas``,
+    ``metadata.labels["app.kubernetes.io/name"]``, ``data.password``), the server's own fields
+    and ``status`` left out.  Paths only, never values: a Secret's data stays out of results."""
+    if before is None:
+        return []
+    return diff_paths(_strip(before), _strip(after))
 
 
 def backoff(first: float, cap: float) -> Iterator[float]:
@@ -431,6 +473,11 @@ class Batch:
     # -- writes ----------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> tuple[str, Obj]:
         """Server-side apply; (method, object as the server answered)."""
+        method, after, _ = self.apply_fields(obj)
+        return method, after
+
+    def apply_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
+        """:meth:`apply`, plus the field paths it changes (see :func:`changed_fields`)."""
         res = self.resource(obj)
         self._place(res, obj)  # the namespace first: the read-ahead is keyed by it
         answer = self._write(res, obj, self._before(res, obj), self.client.client.server_side_apply,
@@ -442,19 +489,26 @@ class Batch:
 
     def patch(self, obj: Obj) -> tuple[str, Obj]:
         """JSON merge patch of an existing object (fields the patch names; nothing else)."""
+        method, after, _ = self.patch_fields(obj)
+        return method, after
+
+    def patch_fields(self, obj: Obj) -> tuple[str, Obj, list[str]]:
+        """:meth:`patch`, plus the field paths it changes."""
         res = self.resource(obj)
         before = self.get(obj)
         if before is None:
             raise BatchError(f"{ref(obj)}: not found, nothing to patch")
         return self._write(res, obj, before, self.client.client.patch, content_type="application/merge-patch+json")
 
-    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any], **kwargs: Any) -> tuple[str, Obj]:
+    def _write(self, res: Any, obj: Obj, before: Obj | None, call: Callable[..., Any],
+               **kwargs: Any) -> tuple[str, Obj, list[str]]:
         name, namespace = self._place(res, obj)
         after = self._must(
             ref(obj), call, res, body=obj, name=name, namespace=namespace, field_manager=self.field_manager,
             dry_run="All" if self.dry_run else None, **kwargs,
         )
-        return _method(before, after, dry_run=self.dry_run), after
+        method = _method(before, after, dry_run=self.dry_run)
+        return method, after, changed_fields(before, after) if method == "changed" else []
 
     def delete(self, obj: Obj, *, propagation: str | None = None, uid: str | None = None) -> str:
         """``deleted``, or ``absent`` when there was nothing to delete.
@@ -588,9 +642,9 @@ def _method(before: Obj | None, after: Obj, *, dry_run: bool) -> str:
     if before is None:
         return "created"
     if dry_run:
-        return "unchanged" if same_object(before, after) else "configured"
+        return "unchanged" if same_object(before, after) else "changed"
     same = (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get("resourceVersion")
-    return "unchanged" if same else "configured"
+    return "unchanged" if same else "changed"
 
 
 def describe(exc: Any) -> str:

@@ -153,8 +153,16 @@ results:
     name: {description: Name, type: str}
     uid: {description: UID as the server answered, type: str}
     method:
-      description: C(created), C(configured), C(unchanged), C(deleted) or C(absent).
+      description: C(created), C(changed), C(unchanged), C(deleted) or C(absent).
       type: str
+    fields:
+      description: >-
+        In check mode, for a C(changed) object: the field paths the server-side dry run changes
+        (C(spec.replicas), C(data.password)); the server's own metadata and C(status) are left out.
+        Paths only, never values.
+      type: list
+      elements: str
+      returned: in check mode, for changed objects
 method:
   description: The one object's method, when the batch holds one object.
   returned: when the batch holds exactly one object

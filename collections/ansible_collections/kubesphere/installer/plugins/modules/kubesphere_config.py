@@ -77,6 +77,14 @@ kept:
   type: list
   elements: str
   sample: [authentication.oauthOptions.accessTokenMaxAge]
+results:
+  description: >-
+    The ConfigMap as one entry, like M(kubesphere.installer.apply)'s: apiVersion, kind, namespace, name,
+    method (C(created), C(changed) or C(unchanged)) and, in check mode for a changed ConfigMap, fields
+    (paths such as C(data["kubesphere.yaml"].authentication.multipleLogin); never values).
+  returned: success
+  type: list
+  elements: dict
 """
 
 import json
@@ -92,6 +100,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.args_common import
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.kubesphere.installer.plugins.module_utils.batch import diff_paths
 from ansible_collections.kubesphere.installer.plugins.module_utils.merge import three_way_merge
 
 try:
@@ -158,6 +167,22 @@ def execute_module(client, module):
         or any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in params["labels"].items())
     )
     result = {"changed": changed, "config": merged, "kept": kept}
+    entry = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": params["name"],
+        "namespace": params["namespace"],
+        "method": "created" if existing is None else "changed" if changed else "unchanged",
+    }
+    if module.check_mode and existing is not None and changed:
+        # Paths, never values: kubesphere.yaml holds secrets.
+        fields = diff_paths(live_doc, merged, f"data[{json.dumps(params['key'])}]")
+        if last != desired:
+            fields.append(f"metadata.annotations[{json.dumps(ANNOTATION)}]")
+        if any((existing["metadata"].get("labels") or {}).get(k) != v for k, v in params["labels"].items()):
+            fields.append("metadata.labels")
+        entry["fields"] = fields
+    result["results"] = [entry]
     if module._diff:
         result["diff"] = {"before": dump(live_doc) if live_doc is not None else "", "after": dump(merged)}
     if changed and not module.check_mode:
