@@ -56,6 +56,16 @@ def owners_for(ns: Obj, workspace: Obj | None) -> list[Obj] | None:
     return None if want == owners else want
 
 
+def owner_mismatch(ns: Obj) -> bool:
+    """Whether ``ns``'s Workspace ownerReference may not match its label (no reads: a cheap test)."""
+    meta = ns["metadata"]
+    if meta.get("deletionTimestamp") or protected(meta.get("name") or ""):
+        return False
+    ws_name = (meta.get("labels") or {}).get(WORKSPACE_LABEL)
+    owned = [o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == WORKSPACES.kind]
+    return owned != ([ws_name] if ws_name else [])
+
+
 def protected(name: str) -> bool:
     """The cluster's and the platform's own namespaces: in system-workspace, never owned by it.
 
@@ -230,6 +240,19 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @metrics.instrument("namespace")
     def namespace_owner_changed(name: str, **_: Any) -> None:
         reconcile(ctx, name)
+
+    # Level-triggered, on every watch event: the owner follows the workspace label even when
+    # kopf's change detection folds a label move into a pass that already ran (a move during or
+    # right after another handler). Cheap: only a mismatch reads the Workspace and patches.
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    def namespace_owner_follows_label(body: Any, type: str | None, **_: Any) -> None:
+        ns = {"metadata": dict(body.get("metadata") or {})}
+        if type in (None, "DELETED") or not owner_mismatch(ns):
+            return
+        try:
+            sync_owner(ctx, ns)
+        except Exception as exc:  # a newer version is on its way: its event tries again
+            log.debug("namespace %s: owner not synced yet: %s", ns["metadata"].get("name"), exc)
 
     @kopf.on.delete("", "v1", "namespaces", registry=registry, backoff=5)
     @metrics.instrument("namespace-cleanup")

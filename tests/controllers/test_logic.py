@@ -245,3 +245,19 @@ def test_kopf_diff_base_never_holds_the_password() -> None:
     assert "P@88w0rd" not in str(essence)
     other = storage.build(body=kopf.Body({**body, "spec": {"email": "e", "password": "0ther0therA"}}))
     assert essence != other, "a changed password is still a change"
+
+
+def test_owner_mismatch_is_read_from_the_namespace_alone() -> None:
+    def ns(name: str = "team-a", ws: str | None = None, owner: str | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "labels": {namespaces.WORKSPACE_LABEL: ws} if ws else {}}
+        if owner:
+            meta["ownerReferences"] = [{"apiVersion": "tenant.kubesphere.io/v1alpha1", "kind": "Workspace",
+                                        "name": owner}]  # fmt: skip
+        return {"metadata": meta}
+
+    assert not namespaces.owner_mismatch(ns(ws="w1", owner="w1"))
+    assert not namespaces.owner_mismatch(ns())
+    assert namespaces.owner_mismatch(ns(ws="w2", owner="w1"))  # the label moved
+    assert namespaces.owner_mismatch(ns(ws="w1"))  # no reference yet
+    assert namespaces.owner_mismatch(ns(owner="w1"))  # the label went
+    assert not namespaces.owner_mismatch(ns("kubesphere-system", ws="system-workspace"))  # never owned
