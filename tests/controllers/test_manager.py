@@ -175,7 +175,9 @@ def test_two_replicas_one_acts_and_the_standby_takes_over(
 
     first = new_user()
     wait_for(lambda: active(first), timeout=30, what="user Active through the leader")
-    assert leader.metric("ks_controller_reconcile_total", controller="user") > 0
+    # The handler is counted when it returns, after the user's kubeconfig is filed too.
+    wait_for(lambda: leader.metric("ks_controller_reconcile_total", controller="user") > 0,
+             timeout=30, what="the leader's user reconcile counted")  # fmt: skip
     assert standby.metric("ks_controller_reconcile_total") == 0, "the standby acted"
     assert standby.metric("ks_controller_api_requests_total", verb="patch") == 0
 
