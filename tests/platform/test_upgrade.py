@@ -1,6 +1,6 @@
 """An upgrade from the last release: v0.1.0 installs the platform, this version takes over.
 
-The tagged release (``git archive v0.1.0``) installs the sample with devops and redis through its own
+The tagged release (``git archive v0.1.0``) installs the sample with redis through its own
 operator and roles, with one deliberate difference in its redis role: a Service
 ``redis-legacy`` that this version does not render (a rename, as upgrades bring). Then this
 version's CRD and operator take over the same cluster and ClusterConfiguration, as a user
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "v0.1.0"
 NS = "kubesphere-system"
-NAMESPACES = (NS, "kubesphere-devops-system", "kubesphere-monitoring-system")
+NAMESPACES = (NS, "kubesphere-monitoring-system")
 GROUP, VERSION, PLURAL = "installer.kubesphere.io", "v1alpha1", "clusterconfigurations"
 CRD = Path("deploy") / "crds" / "installer.kubesphere.io_clusterconfigurations.yaml"
 LEGACY = """
@@ -175,11 +175,10 @@ def test_the_current_operator_takes_over_an_install_of_the_last_release(
     cluster: Cluster, released: tuple[Path, Path]
 ) -> None:
     tree, scratch = released
-    # v0.1.0, as its users installed it: its CRD, the sample with devops and redis on, its operator.
+    # v0.1.0, as its users installed it: its CRD, the sample with redis on, its operator.
     kube.apply_crd(cluster.api, tree / CRD)
     kubectl(cluster.kubectl, cluster.kubeconfig, "create", "namespace", NS, check=False)
     cr = yaml.safe_load((tree / "deploy" / "cluster-configuration.yaml").read_text())
-    cr["spec"]["devops"]["enabled"] = True
     cr["spec"]["common"]["redis"]["enabled"] = True
     client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, cr)
     old_log = scratch / "operator-v0.1.0.log"
@@ -193,7 +192,7 @@ def test_the_current_operator_takes_over_an_install_of_the_last_release(
     assert not records(cluster)  # the release kept no records
     components = sorted(before["status"]["components"])
     kept = kept_state(cluster)
-    assert any(k.startswith("pvc ") for k in kept) and f"secret {NS}/openldap-secret" in kept
+    assert any(k.startswith("pvc ") for k in kept) and f"secret {NS}/redis-secret" in kept
 
     # This version: its CRD (kubectl apply -f deploy/crds), then its operator on the same CR.
     kube.apply_crd(cluster.api, REPO / CRD)
