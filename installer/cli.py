@@ -78,8 +78,7 @@ def plan_command(
     from installer.components import load_table
     from installer.kube import Kube, connect
     from installer.preview import format_preview, inventory_name, preview
-    from installer.roles import check_roles, install_playbook, roles_paths
-    from installer.runs import Runner
+    from installer.roles import check_roles, roles_paths, runner_for
     from installer.specpatch import PatchError, from_file, patched
     from kubesphere.resources import CONFIGMAPS
 
@@ -109,14 +108,7 @@ def plan_command(
         return 2
     runner = None
     if objects:
-        runner = Runner(
-            project_dir=settings.project_dir,
-            playbook=install_playbook(settings),
-            work_dir=settings.work_dir,
-            kubeconfig=settings.kubeconfig,
-            verbosity=settings.ansible_verbosity,
-            roles_paths=roles_paths(settings),
-        )
+        runner = runner_for(settings, keep_artifacts=False)
     shown = preview(
         table=table,
         runner=runner,

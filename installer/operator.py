@@ -13,8 +13,8 @@ from installer.components import load_table
 from installer.engine import Engine
 from installer.kube import Kube, connect
 from installer.metrics import Health, Metrics, serve
-from installer.roles import check_roles, install_playbook, roles_paths
-from installer.runs import Runner, sweep_stale_runs
+from installer.roles import check_roles, roles_paths, runner_for
+from installer.runs import sweep_stale_runs
 from installer.settings import Settings
 from kubesphere.leases import LeaderElector, LeaseOptions
 
@@ -52,15 +52,7 @@ def run_operator(settings: Settings, stop: threading.Event | None = None) -> Non
     kube.on_write = lambda kind: metrics.api_writes.labels(kind).inc()
     health = Health()
     server = serve(settings.listen, metrics, health)
-    runner = Runner(
-        project_dir=settings.project_dir,
-        playbook=install_playbook(settings),
-        work_dir=settings.work_dir,
-        kubeconfig=settings.kubeconfig,
-        keep_artifacts=settings.keep_artifacts,
-        verbosity=settings.ansible_verbosity,
-        roles_paths=roles_paths(settings),
-    )
+    runner = runner_for(settings)
 
     stale = sweep_stale_runs(settings.work_dir)
     if stale:

@@ -17,7 +17,7 @@ from typing import Any
 from installer import __version__
 from installer.components import ComponentTable
 from installer.errors import ConfigurationError
-from installer.runs import RunRequest
+from installer.runs import Runner, RunRequest
 from installer.settings import Settings
 from installer.taskcount import estimate_playbook_tasks, estimate_tasks
 
@@ -61,6 +61,19 @@ def check_roles(table: ComponentTable, paths: list[Path]) -> None:
 def install_playbook(settings: Settings) -> Path:
     """The playbook every run executes (one component's role and action)."""
     return settings.project_dir / "playbooks" / "install.yml"
+
+
+def runner_for(settings: Settings, *, keep_artifacts: bool | None = None) -> Runner:
+    """The runner of the operator's component runs (and of ``ks-installer plan``'s check runs)."""
+    return Runner(
+        project_dir=settings.project_dir,
+        playbook=install_playbook(settings),
+        work_dir=settings.work_dir,
+        kubeconfig=settings.kubeconfig,
+        keep_artifacts=settings.keep_artifacts if keep_artifacts is None else keep_artifacts,
+        verbosity=settings.ansible_verbosity,
+        roles_paths=roles_paths(settings),
+    )
 
 
 def estimated_tasks(paths: list[Path], role: str, action: str, *, playbook: Path) -> int | None:

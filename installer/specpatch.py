@@ -41,31 +41,28 @@ def _index(container: list[Any], token: str, *, for_add: bool, path: str) -> int
     return i
 
 
-def _parent(doc: Any, path: str) -> tuple[Any, str]:
-    tokens = _tokens(path)
-    if not tokens:
-        raise PatchError("the root cannot be the target of this operation")
+def _walk(doc: Any, tokens: list[str], path: str) -> Any:
+    """The node at ``tokens`` below ``doc``; PatchError naming ``path`` when one is missing."""
     node = doc
-    for token in tokens[:-1]:
+    for token in tokens:
         if isinstance(node, dict) and token in node:
             node = node[token]
         elif isinstance(node, list):
             node = node[_index(node, token, for_add=False, path=path)]
         else:
             raise PatchError(f"path {path!r}: {token!r} does not exist")
-    return node, tokens[-1]
+    return node
+
+
+def _parent(doc: Any, path: str) -> tuple[Any, str]:
+    tokens = _tokens(path)
+    if not tokens:
+        raise PatchError("the root cannot be the target of this operation")
+    return _walk(doc, tokens[:-1], path), tokens[-1]
 
 
 def _get(doc: Any, path: str) -> Any:
-    node = doc
-    for token in _tokens(path):
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list):
-            node = node[_index(node, token, for_add=False, path=path)]
-        else:
-            raise PatchError(f"path {path!r} does not exist")
-    return node
+    return _walk(doc, _tokens(path), path)
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:
