@@ -20,6 +20,7 @@ import yaml
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.kubesphere.installer.plugins.module_utils.removal import rank
 from ansible_collections.kubesphere.installer.plugins.module_utils.batch import (
     APPLIED_FACT,
     CHECKED_FACT,
@@ -51,9 +52,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     **COMMON_ARGS,
 }
 
-#: Deletion order for ``state: absent`` of a mixed batch is the order given; these go last
-#: when a batch names them with what lives in them, so dependents are gone first.
-_LAST = ("Namespace", "CustomResourceDefinition")
 
 
 class ActionModule(ActionBase):
@@ -173,7 +171,8 @@ class ActionModule(ActionBase):
         results: list[dict[str, Any]] = []
         state = params["state"]
         if state == "absent":
-            ordered = [o for o in objects if o["kind"] not in _LAST] + [o for o in objects if o["kind"] in _LAST]
+            # Dependents first, by the ranks the inventory's removal uses (stable: else as given).
+            ordered = sorted(objects, key=lambda o: rank({"apiVersion": o.get("apiVersion") or "", "kind": o["kind"]}))
             propagation = (params["delete_options"] or {}).get("propagationPolicy")
             deleted = []
             for obj in ordered:

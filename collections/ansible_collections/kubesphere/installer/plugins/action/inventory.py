@@ -103,7 +103,7 @@ class ActionModule(ActionBase):
         if not batch.dry_run:
             if not remaining and listed is None:
                 pass  # a run that owns nothing (monitoring with an external Prometheus) and had no record
-            elif batch.get(record.namespace_ref()) is None:
+            elif not record.namespace_exists:
                 return {**self._report(removal, changed=changed, recorded=False),
                         "warnings": [f"inventory of {record.component} not recorded: "
                                      f"namespace {record.namespace} does not exist"]}
@@ -136,6 +136,8 @@ class Record:
         self.component = component
         self.namespace = namespace
         self.version = version
+        #: Known once read() ran (every state reads the record first).
+        self.namespace_exists = False
         self.ref: dict[str, Any] = {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": inventory_name(component), "namespace": namespace},
@@ -145,7 +147,9 @@ class Record:
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
 
     def read(self) -> list[Ref] | None:
-        if self.batch.get(self.namespace_ref()) is None:
+        """The listed references; None without a record (or without its namespace: see namespace_exists)."""
+        self.namespace_exists = self.batch.get(self.namespace_ref()) is not None
+        if not self.namespace_exists:
             return None
         live = self.batch.get(self.ref)
         if live is None:

@@ -38,7 +38,7 @@ _RANKS: tuple[frozenset[str], ...] = (
     frozenset(),  # the rest: Services, ConfigMaps, Secrets, PVCs, ...
     frozenset({"RoleBinding", "ClusterRoleBinding"}),
     frozenset({"Role", "ClusterRole", "ServiceAccount"}),
-    frozenset({"CustomResourceDefinition"}),
+    frozenset({"CustomResourceDefinition", "Namespace"}),  # what lives in them is gone by then
 )
 _CUSTOM, _REST = 1, 3
 #: API groups Kubernetes itself serves: objects of other groups are custom resources.

@@ -23,7 +23,8 @@ description:
     (C(localhost)); the module cannot run on another host.
   - O(state=patched) sends a JSON merge patch of the given fields of existing objects;
     O(state=absent) deletes the objects (or those of O(kind) matching O(label_selectors))
-    in the order given, namespaces and CRDs last, and with O(wait) waits until all are gone.
+    dependents first (webhooks, custom resources, workloads, the rest, bindings, roles, CRDs and
+    namespaces last; else in the order given), and with O(wait) waits until all are gone.
   - In check mode every write is a server-side dry run; C(changed) says what a real run
     would change.
   - Accepts kubernetes.core's authentication options; C(module_defaults) for
