@@ -30,6 +30,7 @@ from installer import __version__
 from tests.conftest import Cluster
 from tests.helpers import kubectl, uninstall_platform, wait_for
 from tests.installer.conftest import Operator, condition
+from tests.roles.support import exists
 
 pytestmark = pytest.mark.cluster
 
@@ -130,13 +131,7 @@ def records(cluster: Cluster) -> list[client.V1ConfigMap]:
 
 
 def service_exists(cluster: Cluster, name: str) -> bool:
-    try:
-        client.CoreV1Api(cluster.api).read_namespaced_service(name, NS)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    return exists(client.CoreV1Api(cluster.api).read_namespaced_service, name, NS)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from installer.runs import Runner
 from tests.conftest import Cluster
 from tests.helpers import wait_for
 from tests.roles.conftest import RoleRunner
+from tests.roles.support import exists as found
 from tests.roles.support import run_once, uninstall_with_data
 
 pytestmark = pytest.mark.cluster
@@ -109,13 +110,7 @@ def exists(cluster: Cluster, kind: str, name: str) -> bool:
     read = {"ConfigMap": core.read_namespaced_config_map, "Secret": core.read_namespaced_secret,
             "Service": core.read_namespaced_service,
             "PersistentVolumeClaim": core.read_namespaced_persistent_volume_claim}[kind]  # fmt: skip
-    try:
-        read(name, NS)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
+    return found(read, name, NS)
 
 
 OPENLDAP = {"app.kubernetes.io/managed-by": "ks-installer", "app.kubernetes.io/component": "openldap"}
