@@ -7,6 +7,7 @@ not exist (it stays Pending); the console's calls must count them as KubeSphere 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,6 +37,21 @@ def _deployment(name: str, *, replicas: int, selector: dict[str, str] | None = N
     }
 
 
+def admitted(create: Callable[..., Any], namespace: str, body: dict[str, Any]) -> None:
+    """``create``, retried while the quota admission has not caught up with the quota's status."""
+
+    def attempt() -> bool:
+        try:
+            create(namespace, body)
+        except client.ApiException as exc:
+            if exc.status == 403 and "status unknown for quota" in str(exc.body):
+                return False
+            raise
+        return True
+
+    wait_for(attempt, timeout=30, what=f"{body['metadata']['name']} to be admitted under the quota")
+
+
 def get(server: ApiServer, token: str, path: str) -> Any:
     resp = call(server, "GET", path, token)
     assert resp.status_code == 200, f"{path}: {resp.status_code} {resp.text}"
@@ -46,18 +62,20 @@ def test_project_quotas_and_abnormal_workloads(
     monitoring: Monitoring, cluster: Cluster, namespace: str
 ) -> None:
     core, apps = client.CoreV1Api(cluster.api), client.AppsV1Api(cluster.api)
-    core.create_namespaced_resource_quota(
-        namespace,
-        {
-            "metadata": {"name": "limits"},
-            "spec": {"hard": {"count/deployments.apps": "5", "pods": "10", "requests.storage": "2Gi"}},
-        },
+    hard = {"count/deployments.apps": "5", "pods": "10", "requests.storage": "2Gi"}
+    core.create_namespaced_resource_quota(namespace, {"metadata": {"name": "limits"}, "spec": {"hard": hard}})
+    # Objects admitted before the quota is in effect are only counted at the controller's next full
+    # resync (minutes): wait for its status first, as a user would see it in effect.
+    wait_for(
+        lambda: (core.read_namespaced_resource_quota("limits", namespace).status.hard or {}) == hard,
+        timeout=60,
+        what="kube-controller-manager to fill the quota's status",
     )
-    apps.create_namespaced_deployment(namespace, _deployment("ready", replicas=1))
-    apps.create_namespaced_deployment(
-        namespace, _deployment("stuck", replicas=1, selector={"no-such": "node"})
-    )
-    core.create_namespaced_persistent_volume_claim(
+    admitted(apps.create_namespaced_deployment, namespace, _deployment("ready", replicas=1))
+    stuck = _deployment("stuck", replicas=1, selector={"no-such": "node"})
+    admitted(apps.create_namespaced_deployment, namespace, stuck)
+    admitted(
+        core.create_namespaced_persistent_volume_claim,
         namespace,
         {
             "metadata": {"name": "claim"},
@@ -70,16 +88,21 @@ def test_project_quotas_and_abnormal_workloads(
     )
     server, token = monitoring.server, monitoring.token
 
+    want = {"count/deployments.apps": "2", "pods": "2", "requests.storage": "1Gi"}
+    seen: dict[str, Any] = {}
+
     def quotas() -> dict[str, Any] | None:
         body = get(server, token, f"{RES2}/namespaces/{namespace}/quotas")
-        used = body["data"].get("used", {})
-        counted = used.get("count/deployments.apps") == "2" and used.get("pods") == "2"
-        return body if counted and used.get("requests.storage") == "1Gi" else None
+        seen.update(body["data"].get("used", {}))
+        return body if all(seen.get(k) == v for k, v in want.items()) else None
 
-    body = wait_for(quotas, timeout=60, what="the quota's status to count both deployments and their pods")
+    try:
+        body = wait_for(quotas, timeout=60, what="the quota to count both deployments and their pods")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; used was {seen}") from None
     assert body["namespace"] == namespace
     data = body["data"]
-    assert data["hard"] == {"count/deployments.apps": "5", "pods": "10", "requests.storage": "2Gi"}
+    assert data["hard"] == hard
     assert data["left"] == {"count/deployments.apps": "3", "pods": "8", "requests.storage": "1Gi"}
     # Kinds no quota tracks are counted all the same.
     assert data["used"]["count/services"] == "0" and data["used"]["persistentvolumeclaims"] == "1"
