@@ -71,7 +71,7 @@ test-unit: venv ## tests that need no cluster
 	@$(call PYTEST,-m "not cluster")
 
 test-cluster: setup ## tests against the local control plane (started or reused; tests/realnode adds the real node)
-	@$(call PYTEST,-m cluster)
+	@$(call PYTEST,-m cluster --durations=40)
 
 test-realnode: setup image ## the real-node suite: operator and backend as pods (docs/real-node.md)
 	@$(call PYTEST,-m realnode)
