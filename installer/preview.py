@@ -9,6 +9,9 @@ result's ``results`` (``{apiVersion, kind, name, namespace?, method, fields?,
 reason?}``; ``fields`` are paths, never values).  An uninstall whose check run reports
 no removals lists the objects its inventory ConfigMap records, as ``deleted``.
 
+Components the pause annotations hold (:mod:`installer.pause`) are planned all the same and
+marked ``held``: that is what would run once the annotation goes, from the spec as it is then.
+
 Nothing here writes to the cluster: check runs are dry runs, and the status, the
 inventory and the ClusterConfiguration are only read.
 """
@@ -24,6 +27,7 @@ from typing import Any, Protocol
 from installer import __version__
 from installer.components import ComponentTable
 from installer.errors import InstallerError
+from installer.pause import pause_of
 from installer.planner import Action, Observed, Plan, make_plan
 from installer.reasons import step_reasons
 from installer.roles import PREFLIGHT, PREFLIGHT_ACTION, run_request
@@ -58,6 +62,8 @@ class ComponentPreview:
     notes: list[str] = field(default_factory=list)
     #: The check run failed: its objects are not known.
     error: str | None = None
+    #: A pause annotation holds this run until it goes.
+    held: bool = False
 
 
 @dataclass
@@ -71,6 +77,8 @@ class Preview:
     unsupported: list[str]
     preflight_error: str | None = None
     objects_checked: bool = True
+    #: What the pause annotations hold (:meth:`installer.pause.Pause.describe`), if any.
+    paused: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -86,6 +94,7 @@ class Preview:
             "source": self.source,
             "objectsChecked": self.objects_checked,
             "preflight": {"ok": self.preflight_error is None, "message": self.preflight_error},
+            "paused": self.paused,
             "components": [asdict(c) for c in self.components],
             "upToDate": self.up_to_date,
             "unsupported": self.unsupported,
@@ -212,6 +221,10 @@ def check_run(runner: CheckRunner, request: RunRequest) -> CheckRun:
     return CheckRun(merge_entries(entries), notes, error)
 
 
+def annotations(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
 def preview(
     *,
     table: ComponentTable,
@@ -225,17 +238,20 @@ def preview(
     read_inventory: Callable[[str], Mapping[str, Any] | None],
     parallel: int = 2,
 ) -> Preview:
-    """The plan for ``cc``'s spec against ``live``'s status; with a ``runner``, its objects too."""
+    """The plan for ``cc``'s spec against ``live``'s status; with a ``runner``, its objects too.
+    The pause is ``live``'s annotations with ``cc``'s over them (what an apply of ``cc`` leaves)."""
     spec = dict(cc.get("spec") or {})
     observed = observed_from_status(table, live.get("status") or {})
     plan: Plan = make_plan(table, spec, observed, version=__version__)
     reasons = step_reasons(table, spec, plan, observed)
+    pause = pause_of({"metadata": {"annotations": {**annotations(live), **annotations(cc)}}})
     components = [
         ComponentPreview(
             name=n,
             action=str(step.action),
             why=reasons[n],
             wanted=list(plan.desired.get(n, [])) if step.action == Action.INSTALL else [],
+            held=pause.holds(n),
         )
         for n, step in plan.steps.items()
     ]
@@ -248,6 +264,7 @@ def preview(
         up_to_date=[n for n in plan.desired if n not in plan.steps],
         unsupported=list(plan.unsupported),
         objects_checked=runner is not None,
+        paused=pause.describe() if pause else None,
     )
     if runner is None or not components:
         return out
@@ -302,10 +319,12 @@ def format_preview(p: Preview) -> str:
         lines.append(f"  preflight refuses the spec, nothing would change: {p.preflight_error}")
     if not p.components:
         lines.append(f"  nothing to do: {len(p.up_to_date)} components up to date")
+    elif p.paused:
+        lines.append(f"  paused for {p.paused}: what is held runs once the annotation goes")
     for c in p.components:
         why = "; ".join([*c.why, *c.wanted])
         lines.append("")
-        lines.append(f"{c.action} {c.name}: {why}")
+        lines.append(f"{c.action} {c.name}{' (held: paused)' if c.held else ''}: {why}")
         unchanged = 0
         for entry in c.objects:
             mark = _MARK.get(entry["method"])

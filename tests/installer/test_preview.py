@@ -227,3 +227,23 @@ def test_entries_keep_contract_keys_and_merge_repeats() -> None:
     assert merge_entries([a, b, c]) == [
         {"kind": "ConfigMap", "name": "c", "method": "changed", "fields": ["data.x", "data.y"]}
     ]
+
+
+def test_held_components_are_planned_and_marked(table: ComponentTable) -> None:
+    live = live_installed(table)
+    live["metadata"]["annotations"] = {"installer.kubesphere.io/paused-components": "devops, jenkins"}
+    shown = run_preview(table, None, live, devops_on(live))
+    held = {c.name for c in shown.components if c.held}
+    assert held == {"devops", "jenkins"} and len(shown.components) == 5
+    text = format_preview(shown)
+    assert "paused for devops, jenkins (installer.kubesphere.io/paused-components)" in text
+    assert "install jenkins (held: paused): " in text and "install core: " in text
+    assert shown.as_json()["components"][4]["held"] is True
+    # The file's annotations win over the live ones, as an apply of it would leave them.
+    resumed = devops_on(live)
+    resumed["metadata"]["annotations"] = {"installer.kubesphere.io/paused-components": ""}
+    shown = run_preview(table, None, live, resumed)
+    assert shown.paused is None and not any(c.held for c in shown.components)
+    everything = devops_on(live)
+    everything["metadata"]["annotations"] = {"installer.kubesphere.io/paused": "true"}
+    assert all(c.held for c in run_preview(table, None, live, everything).components)
