@@ -221,7 +221,7 @@ def check_run(runner: CheckRunner, request: RunRequest) -> CheckRun:
     return CheckRun(merge_entries(entries), notes, error)
 
 
-def annotations(obj: Mapping[str, Any]) -> dict[str, Any]:
+def annotations_of(obj: Mapping[str, Any]) -> dict[str, Any]:
     return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
@@ -244,7 +244,7 @@ def preview(
     observed = observed_from_status(table, live.get("status") or {})
     plan: Plan = make_plan(table, spec, observed, version=__version__)
     reasons = step_reasons(table, spec, plan, observed)
-    pause = pause_of({"metadata": {"annotations": {**annotations(live), **annotations(cc)}}})
+    pause = pause_of({"metadata": {"annotations": {**annotations_of(live), **annotations_of(cc)}}})
     components = [
         ComponentPreview(
             name=n,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.kubesphere.installer.plugins.module_utils.removal import (
+    Removal,
     key,
     not_applied,
     policy,
@@ -64,3 +65,43 @@ def test_pruning_matches_by_group_not_version() -> None:
     assert key(old[0]) == key(now[0])
     # Another namespace is another object.
     assert not_applied([ref("ConfigMap", "same")], [{**ref("ConfigMap", "same"), "namespace": "other"}])
+
+
+class Terminating:
+    """A Batch whose objects all stay, being deleted and held by ``finalizers``; a clock that
+    moves only when the removal pauses."""
+
+    dry_run = False
+
+    def __init__(self, finalizers: dict[str, list[str]]) -> None:
+        self.finalizers, self.now = finalizers, 0.0
+
+    def delete(self, obj: dict[str, Any], **_: Any) -> str:
+        return "deleted"
+
+    def get(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = {"deletionTimestamp": "now", "finalizers": self.finalizers[obj["metadata"]["name"]]}
+        return {**obj, "metadata": {**obj["metadata"], **meta}}
+
+    def pause(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_what_waits_only_for_handed_over_finalizers_is_not_a_leftover() -> None:
+    ours, theirs = "finalizers.kubesphere.io/users", "example.com/keep"
+    batch = Terminating({"admin": [ours], "mixed": [ours, theirs], "other": [theirs]})
+    refs = [ref("User", n, "iam.kubesphere.io/v1alpha2") for n in ("admin", "mixed", "other")]
+    removal = Removal(batch, delete_data=True, timeout=60, handover=[ours], handover_timeout=5,  # type: ignore[arg-type]
+                      clock=lambda: batch.now, pause=batch.pause)  # fmt: skip
+    removal.run(refs)
+    assert [r["name"] for r in removal.handed_over] == ["admin"]
+    assert {r["name"]: why for r, why in removal.leftovers} == {
+        "mixed": f"still there after 60 s: deletion waits for finalizers {ours}, {theirs}",
+        "other": f"still there after 60 s: deletion waits for finalizers {theirs}",
+    }
+    assert sorted(r["name"] for r in removal.staying()) == ["admin", "mixed", "other"]
+    # Without a handover everything waits the whole timeout and is a leftover.
+    plain = Removal(batch, delete_data=True, timeout=60, clock=lambda: batch.now, pause=batch.pause)  # type: ignore[arg-type]
+    batch.now = 0.0
+    plain.run(refs)
+    assert len(plain.leftovers) == 3 and not plain.handed_over and batch.now >= 60

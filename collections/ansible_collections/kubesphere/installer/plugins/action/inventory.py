@@ -37,6 +37,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "skip_kinds": {"type": "list", "elements": "str", "default": []},
     "adopt_labels": {"type": "dict", "default": {}},
     "wait_timeout": {"type": "int", "default": 120},
+    "handover_finalizers": {"type": "list", "elements": "str", "default": []},
+    "handover_timeout": {"type": "int", "default": 10},
     **AUTH_ARG_SPEC,
 }
 LABEL = "installer.kubesphere.io/inventory"
@@ -82,7 +84,7 @@ class ActionModule(ActionBase):
         skipped = [r for r in listed or [] if r["kind"] in params["skip_kinds"]]
         removal = self._removal(batch, params)
         removal.run([r for r in listed or [] if r["kind"] not in params["skip_kinds"]])
-        remaining = merge_refs(skipped, removal.kept + [ref for ref, _ in removal.leftovers])
+        remaining = merge_refs(skipped, removal.staying())
         changed = any(e["method"] == "deleted" for e in removal.results)
         if listed is not None and not batch.dry_run:
             changed = record.write(remaining) or changed
@@ -98,7 +100,7 @@ class ActionModule(ActionBase):
         removal = self._removal(batch, params)
         if params["prune"] and listed:
             removal.run(not_applied(listed, applied))
-        remaining = merge_refs(removal.kept + [ref for ref, _ in removal.leftovers], applied)
+        remaining = merge_refs(removal.staying(), applied)
         changed = any(e["method"] == "deleted" for e in removal.results)
         if not batch.dry_run:
             if not remaining and listed is None:
@@ -113,7 +115,8 @@ class ActionModule(ActionBase):
 
     # -- helpers -----------------------------------------------------------------------------------
     def _removal(self, batch: Batch, params: dict[str, Any]) -> Removal:
-        return Removal(batch, delete_data=params["delete_data"], timeout=params["wait_timeout"])
+        return Removal(batch, delete_data=params["delete_data"], timeout=params["wait_timeout"],
+                       handover=params["handover_finalizers"], handover_timeout=params["handover_timeout"])
 
     @staticmethod
     def _report(removal: Removal, *, changed: bool, recorded: bool) -> dict[str, Any]:

@@ -18,6 +18,11 @@ CRDs), each rank waited for (at most ``timeout`` seconds) before the next starts
 still there after the wait, or whose deletion the API server refused, is a *leftover*: it is
 reported with its reason and stays in the record, so the next removal tries again. An object
 re-created under the same name since it was recorded (another uid) is left alone.
+
+An object whose deletion waits only for finalizers a later step of the same uninstall releases
+(``handover``: core's, of the controller manager it removes) is waited for at most
+``handover_timeout`` seconds, time for a running controller to finish; then it is *handed
+over*: it stays in the record for that later step's removal, and is not a leftover.
 """
 
 from __future__ import annotations
@@ -112,10 +117,13 @@ class Removal:
     """Deletes refs through a :class:`Batch`; collects per-object results and leftovers."""
 
     def __init__(self, batch: Batch, *, delete_data: bool, timeout: float,
+                 handover: Iterable[str] = (), handover_timeout: float = 10,
                  clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep) -> None:
         self.batch = batch
         self.delete_data = delete_data
         self.timeout = timeout
+        self.handover = frozenset(handover)
+        self.handover_timeout = handover_timeout
         self.clock = clock
         self.pause = pause
         #: One entry per object considered: method deleted, absent or kept (with reason).
@@ -124,6 +132,8 @@ class Removal:
         self.leftovers: list[tuple[Ref, str]] = []
         #: Objects the policy keeps: they stay in the record when they still exist.
         self.kept: list[Ref] = []
+        #: Objects being deleted that wait only for ``handover`` finalizers: they stay in the record.
+        self.handed_over: list[Ref] = []
 
     def run(self, refs: list[Ref]) -> None:
         remove, kept = policy(refs, delete_data=self.delete_data)
@@ -131,6 +141,10 @@ class Removal:
             self._keep(ref, why)
         for r in sorted({rank(ref) for ref in remove}):
             self._rank([ref for ref in remove if rank(ref) == r])
+
+    def staying(self) -> list[Ref]:
+        """What stays in the record: the kept, the leftovers and the handed over."""
+        return [*self.kept, *(ref for ref, _ in self.leftovers), *self.handed_over]
 
     def _keep(self, ref: Ref, why: str) -> None:
         self.results.append(result_entry(ref, "kept", why))
@@ -178,15 +192,19 @@ class Removal:
             return 0  # not served (any more): nothing of it can exist
 
     def _wait_gone(self, refs: list[Ref]) -> None:
-        deadline = self.clock() + self.timeout
+        start = self.clock()
+        deadline = start + self.timeout
         pending = {key(r): r for r in refs}
         why: dict[tuple[str, str, str, str], str] = {}
         intervals = backoff(0.2, 2.0)
         while pending:
+            handing_over = self.handover and self.clock() >= start + self.handover_timeout
             for k, ref in list(pending.items()):
                 live = self.batch.get(_object(ref))
                 if live is None or (ref.get("uid") and (live.get("metadata") or {}).get("uid") != ref["uid"]):
                     del pending[k]
+                elif handing_over and self._waits_for_handover(live):
+                    self.handed_over.append(pending.pop(k))
                 else:
                     why[k] = _blocked(live)
             if not pending or self.clock() >= deadline:
@@ -194,6 +212,11 @@ class Removal:
             self.pause(min(next(intervals), max(0.0, deadline - self.clock())))
         for k, ref in pending.items():
             self._leftover(ref, f"still there after {self.timeout:g} s: {why.get(k, 'not deleted yet')}")
+
+    def _waits_for_handover(self, live: dict[str, Any]) -> bool:
+        meta = live.get("metadata") or {}
+        finalizers = set(meta.get("finalizers") or [])
+        return bool(meta.get("deletionTimestamp") and finalizers and finalizers <= self.handover)
 
     def _leftover(self, ref: Ref, why: str) -> None:
         self.leftovers.append((ref, why))
