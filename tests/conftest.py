@@ -104,18 +104,6 @@ def platform_crds(cluster: Cluster) -> Cluster:
     return cluster
 
 
-# -- the suites whose session services run beside everything after them go last --------------------
-#: tests/apiserver and tests/console share session fixtures that keep processes busy until the
-#: session ends: a Prometheus scraping the control plane every second and ks-apiservers with
-#: their informers. Run first, they would load the 2-core machine under every later suite.
-LAST = ("tests/apiserver/", "tests/console/")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the items of :data:`LAST` to the end, keeping the order within each part (stable sort)."""
-    items.sort(key=lambda item: item.nodeid.startswith(LAST))
-
-
 # -- wall time per test folder, printed at the end of every run (CI reads it) -----------------------
 _FOLDER_SECONDS: dict[str, float] = {}
 
