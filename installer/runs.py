@@ -277,7 +277,10 @@ class Runner:
                 if res.get("changed"):
                     progress.changed += 1
                 # The inventory action's report of what it could not remove (references, reasons).
-                leftovers.extend(x for x in res.get("leftovers") or [] if isinstance(x, dict))
+                # What one pass leaves stays in the record and the next pass retries it, so a
+                # later report replaces an earlier one (core removes in two passes).
+                if "leftovers" in res:
+                    leftovers[:] = [x for x in res["leftovers"] or [] if isinstance(x, dict)]
             elif kind == "runner_on_skipped":
                 progress.skipped += 1
             elif kind in ("runner_on_failed", "runner_on_unreachable"):

@@ -53,7 +53,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -172,7 +171,7 @@ class ActionModule(ActionBase):
         state = params["state"]
         if state == "absent":
             # Dependents first, by the ranks the inventory's removal uses (stable: else as given).
-            ordered = sorted(objects, key=lambda o: rank({"apiVersion": o.get("apiVersion") or "", "kind": o["kind"]}))
+            ordered = sorted(objects, key=rank)
             propagation = (params["delete_options"] or {}).get("propagationPolicy")
             deleted = []
             for obj in ordered:

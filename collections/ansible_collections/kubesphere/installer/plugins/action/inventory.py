@@ -38,7 +38,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "adopt_labels": {"type": "dict", "default": {}},
     "wait_timeout": {"type": "int", "default": 120},
     "handover_finalizers": {"type": "list", "elements": "str", "default": []},
-    "handover_timeout": {"type": "int", "default": 10},
     **AUTH_ARG_SPEC,
 }
 LABEL = "installer.kubesphere.io/inventory"
@@ -116,7 +115,7 @@ class ActionModule(ActionBase):
     # -- helpers -----------------------------------------------------------------------------------
     def _removal(self, batch: Batch, params: dict[str, Any]) -> Removal:
         return Removal(batch, delete_data=params["delete_data"], timeout=params["wait_timeout"],
-                       handover=params["handover_finalizers"], handover_timeout=params["handover_timeout"])
+                       handover=params["handover_finalizers"])
 
     @staticmethod
     def _report(removal: Removal, *, changed: bool, recorded: bool) -> dict[str, Any]:

@@ -84,16 +84,12 @@ options:
   handover_finalizers:
     description:
       - Finalizers a later task of the same uninstall releases (core's, of the controller manager
-        it removes). An object whose deletion waits for these only is waited for at most
-        O(handover_timeout) seconds, time for a running controller to finish, then handed over to
-        that later task - it stays in the record and is not reported in C(leftovers).
+        it removes). An object whose deletion waits for these only is waited for at most 10
+        seconds, time for a running controller to finish, then handed over to that later task -
+        it stays in the record and is not reported in C(leftovers).
     type: list
     elements: str
     default: []
-  handover_timeout:
-    description: Seconds to wait for an object that waits only for O(handover_finalizers).
-    type: int
-    default: 10
 """
 
 EXAMPLES = r"""
